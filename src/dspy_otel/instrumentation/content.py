@@ -1,0 +1,149 @@
+"""Turning call inputs and outputs into span-safe text: JSON-able, redacted, bounded.
+
+Never raises on odd values: cycles, Pydantic models, numpy arrays, bytes, DSPy objects and
+anything else become JSON-able data or a short placeholder. Secrets are redacted by key
+(``api_key``, ``Authorization``, ``*_token``, headers, user-configured keys), by value (known
+credentials seen on LMs, ``Bearer …`` strings) and inside URLs (user info, token query parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from typing import Any
+
+REDACTED = "[REDACTED]"
+TRUNCATION_MARK = "…[truncated {} chars]"
+
+_SECRET_KEYS = frozenset({
+    "api_key", "apikey", "token", "access_token", "refresh_token", "id_token", "auth", "authorization",
+    "proxy_authorization", "password", "passwd", "secret", "client_secret", "credentials", "credential", "cookie",
+    "set_cookie", "headers", "extra_headers", "x_api_key", "api_token", "session_token", "aws_secret_access_key",
+    "aws_session_token", "azure_ad_token", "private_key", "bearer",
+})
+_SECRET_SUFFIXES = ("_api_key", "_apikey", "_token", "_secret", "_password", "_credentials", "_private_key")
+_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=\-]{6,}", re.I)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.I)
+_URL_SECRET_QUERY = re.compile(r"(?P<name>[?&](?:api[_-]?key|key|token|access_token|sig|signature|password|secret)=)[^&#\s]+", re.I)
+_MAX_DEPTH = 12
+_MAX_ITEMS = 256
+_MAX_ARRAY = 1024
+_MIN_SECRET_LENGTH = 8
+
+_known_secrets: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def remember_secret(value: object) -> None:
+    """Redact this credential (e.g. an LM's ``api_key``) wherever it would appear in recorded text."""
+    if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH and value not in _known_secrets:
+        with _known_lock:
+            _known_secrets.add(value)
+
+
+def is_secret_key(key: str, extra: frozenset[str] = frozenset()) -> bool:
+    normalized = key.strip().lower().replace("-", "_")
+    return normalized in _SECRET_KEYS or normalized in extra or normalized.endswith(_SECRET_SUFFIXES)
+
+
+def scrub_text(text: str) -> str:
+    """Remove credentials from free text (known secret values, bearer tokens, URL user info and token params)."""
+    for secret in tuple(_known_secrets):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    if "=" in text:
+        text = _URL_SECRET_QUERY.sub(lambda m: f"{m.group('name')}{REDACTED}", text)
+    if " " in text:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return text
+
+
+def to_jsonable(value: Any, redact_keys: frozenset[str] = frozenset()) -> Any:
+    """A JSON-serializable, redacted copy of ``value``; never raises."""
+    return _convert(value, redact_keys, set(), 0)
+
+
+def _convert(value: Any, extra: frozenset[str], active: set[int], depth: int) -> Any:
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= _MAX_DEPTH:
+        return f"<{type(value).__name__}: max depth>"
+    marker = id(value)
+    if marker in active:
+        return f"<cycle: {type(value).__name__}>"
+    active.add(marker)
+    try:
+        return _convert_container(value, extra, active, depth + 1)
+    except Exception:  # noqa: BLE001 - any odd object still becomes a placeholder
+        return f"<{type(value).__name__}>"
+    finally:
+        active.discard(marker)
+
+
+def _convert_container(value: Any, extra: frozenset[str], active: set[int], depth: int) -> Any:
+    if isinstance(value, dict):
+        return _convert_mapping(value.items(), extra, active, depth)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        out = [_convert(v, extra, active, depth) for v in items[:_MAX_ITEMS]]
+        if len(items) > _MAX_ITEMS:
+            out.append(f"<{len(items) - _MAX_ITEMS} more items>")
+        return out
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    to_dict = getattr(value, "toDict", None)  # dspy.Example / dspy.Prediction
+    if callable(to_dict) and hasattr(value, "_store"):
+        return _convert_mapping(to_dict().items(), extra, active, depth)
+    model_dump = getattr(value, "model_dump", None)  # Pydantic models, dspy.Type (Image, History, Tool, ...)
+    if callable(model_dump) and not isinstance(value, type):
+        return _convert(model_dump(mode="json"), extra, active, depth)
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
+    if callable(tolist) and hasattr(value, "dtype"):
+        size = getattr(value, "size", 1)
+        if size > _MAX_ARRAY:
+            return f"<{type(value).__name__} shape={getattr(value, 'shape', '?')} dtype={value.dtype}>"
+        return _convert(tolist(), extra, active, depth)
+    return scrub_text(_short_repr(value))
+
+
+def _convert_mapping(items: Any, extra: frozenset[str], active: set[int], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for index, (key, item) in enumerate(items):
+        if index >= _MAX_ITEMS:
+            out["<more keys>"] = True
+            break
+        name = key if isinstance(key, str) else str(key)
+        out[name] = REDACTED if is_secret_key(name, extra) and item else _convert(item, extra, active, depth)
+    return out
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 1000 else text[:1000] + "…"
+
+
+def dumps(value: Any, max_length: int, redact_keys: frozenset[str] = frozenset()) -> tuple[str, bool]:
+    """``(json_text, truncated)``: ``value`` as redacted JSON, cut at ``max_length`` characters with a marker."""
+    data = value if isinstance(value, str) else to_jsonable(value, redact_keys)
+    if isinstance(data, str):
+        text = json.dumps(scrub_text(data) if data is value else data, ensure_ascii=False)
+    else:
+        text = json.dumps(data, ensure_ascii=False)
+    return truncate(text, max_length)
+
+
+def truncate(text: str, max_length: int) -> tuple[str, bool]:
+    if len(text) <= max_length:
+        return text, False
+    return text[:max_length] + TRUNCATION_MARK.format(len(text) - max_length), True

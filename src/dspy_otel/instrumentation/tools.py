@@ -1,0 +1,93 @@
+"""Spans for tools (``dspy.Tool``), retrievers (``dspy.Retrieve``, ``dspy.retrievers.*``) and embedders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from dspy_otel.instrumentation import attributes as attr
+from dspy_otel.instrumentation.lm import split_model
+from dspy_otel.instrumentation.modules import call_inputs
+from dspy_otel.instrumentation.tracing import ActiveCall, Handler
+
+FINISH_TOOL = "finish"
+
+
+class ToolHandler(Handler):
+    """``Tool.__call__`` / ``acall``: ``execute_tool {name}``; ReAct's ``finish`` is marked ``dspy.tool.is_finish``."""
+
+    def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return f"execute_tool {getattr(instance, 'name', None) or type(instance).__name__}"
+
+    def on_start(self, call: ActiveCall) -> None:
+        span, tool, telemetry, config = call.span, call.instance, self.telemetry, self.telemetry.config
+        name = getattr(tool, "name", None) or type(tool).__name__
+        telemetry.set_span_type(span, attr.SpanType.TOOL)
+        if name == FINISH_TOOL:
+            span.set_attribute(attr.DSPY_TOOL_IS_FINISH, True)
+        if config.gen_ai:
+            span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.OPERATION_EXECUTE_TOOL)
+            span.set_attribute(attr.GEN_AI_TOOL_NAME, name)
+            span.set_attribute(attr.GEN_AI_TOOL_TYPE, "function")
+            if getattr(tool, "desc", None):
+                span.set_attribute(attr.GEN_AI_TOOL_DESCRIPTION, str(tool.desc)[:1024])
+        if config.openinference:
+            span.set_attribute(attr.TOOL_NAME, name)
+        if config.content_on_spans:
+            telemetry.record_io(span, "input", call.kwargs)
+            if config.gen_ai:
+                telemetry.set_json(span, attr.GEN_AI_TOOL_CALL_ARGUMENTS, call.kwargs)
+
+    def on_end(self, call: ActiveCall, result: Any) -> None:
+        telemetry = self.telemetry
+        telemetry.record_io(call.span, "output", result)
+        if telemetry.config.content_on_spans and telemetry.config.gen_ai:
+            telemetry.set_json(call.span, attr.GEN_AI_TOOL_CALL_RESULT, result)
+
+
+class RetrieverHandler(Handler):
+    """``dspy.Retrieve.__call__`` and ``dspy.retrievers.Embeddings.__call__``: RETRIEVER spans."""
+
+    def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return type(instance).__name__
+
+    def on_start(self, call: ActiveCall) -> None:
+        self.telemetry.set_span_type(call.span, attr.SpanType.RETRIEVER)
+        k = call.kwargs.get("k", getattr(call.instance, "k", None))
+        if isinstance(k, int):
+            call.span.set_attribute(attr.DSPY_RETRIEVER_K, k)
+        self.telemetry.record_io(call.span, "input", call_inputs(call.args, call.kwargs))
+
+    def on_end(self, call: ActiveCall, result: Any) -> None:
+        self.telemetry.record_io(call.span, "output", result)
+
+
+class EmbedderHandler(Handler):
+    """``dspy.Embedder.__call__`` / ``acall``: ``embeddings {model}``."""
+
+    def span_kind(self, instance: Any) -> SpanKind:
+        return SpanKind.CLIENT if isinstance(getattr(instance, "model", None), str) else SpanKind.INTERNAL
+
+    def _model(self, instance: Any) -> tuple[str | None, str]:
+        model = getattr(instance, "model", None)
+        return split_model(model) if isinstance(model, str) else (None, getattr(model, "__name__", type(model).__name__))
+
+    def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return f"{attr.OPERATION_EMBEDDINGS} {self._model(instance)[1]}"
+
+    def on_start(self, call: ActiveCall) -> None:
+        span, telemetry = call.span, self.telemetry
+        telemetry.set_span_type(span, attr.SpanType.EMBEDDING)
+        provider, model = self._model(call.instance)
+        if telemetry.config.gen_ai:
+            span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.OPERATION_EMBEDDINGS)
+            span.set_attribute(attr.GEN_AI_REQUEST_MODEL, model)
+            if provider:
+                span.set_attribute(attr.GEN_AI_PROVIDER_NAME, provider)
+        telemetry.record_io(span, "input", call_inputs(call.args, call.kwargs))
+
+    def on_end(self, call: ActiveCall, result: Any) -> None:
+        shape = getattr(result, "shape", None)
+        if shape is not None:
+            self.telemetry.record_io(call.span, "output", {"shape": list(shape)})

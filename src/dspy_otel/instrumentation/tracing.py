@@ -1,0 +1,215 @@
+"""The span lifecycle every wrapper shares, and the sync/async wrapt drivers built on it.
+
+A :class:`Handler` describes one concern (a module call, an LM call, a tool call, ...): its span
+name and kind, and what to record at start and end. :func:`wrapper_for` turns a handler into a
+wrapt wrapper for a sync or async method. Everything here protects the user's call: an error in
+our code is logged at debug level and the call proceeds untraced; the user's own result or
+exception passes through untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from dspy_otel.instrumentation import attributes as attr
+from dspy_otel.instrumentation.config import InstrumentationConfig
+from dspy_otel.instrumentation.content import dumps, scrub_text
+
+logger = logging.getLogger("dspy_otel.instrumentation")
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+class Telemetry:
+    """What every handler needs: the tracer, the settings, and the metric instruments (or None)."""
+
+    def __init__(self, tracer: trace.Tracer, config: InstrumentationConfig, metrics: Any = None) -> None:
+        self.tracer = tracer
+        self.config = config
+        self.metrics = metrics
+
+    def set_json(self, span: Span, key: str, value: Any) -> None:
+        """Record ``value`` as bounded, redacted JSON under ``key``; marks truncation."""
+        text, truncated = dumps(value, self.config.max_content_length, self.config.redact_keys)
+        span.set_attribute(key, text)
+        if truncated:
+            span.set_attribute(attr.DSPY_CONTENT_TRUNCATED, True)
+
+    def record_io(self, span: Span, key_family: str, value: Any) -> None:
+        """Inputs (``key_family="input"``) or outputs in the MLflow and OpenInference families, if capturing."""
+        config = self.config
+        if not config.content_on_spans:
+            return
+        text, truncated = dumps(value, config.max_content_length, config.redact_keys)
+        if config.mlflow:
+            span.set_attribute(attr.MLFLOW_SPAN_INPUTS if key_family == "input" else attr.MLFLOW_SPAN_OUTPUTS, text)
+        if config.openinference:
+            span.set_attribute(attr.INPUT_VALUE if key_family == "input" else attr.OUTPUT_VALUE, text)
+            span.set_attribute(attr.INPUT_MIME_TYPE if key_family == "input" else attr.OUTPUT_MIME_TYPE, attr.MIME_JSON)
+        if truncated:
+            span.set_attribute(attr.DSPY_CONTENT_TRUNCATED, True)
+
+    def set_span_type(self, span: Span, span_type: str) -> None:
+        if self.config.mlflow:
+            span.set_attribute(attr.MLFLOW_SPAN_TYPE, span_type)
+        if self.config.openinference:
+            span.set_attribute(attr.OPENINFERENCE_SPAN_KIND, attr.OPENINFERENCE_KIND[span_type])
+
+
+class Handler:
+    """One traced concern. Subclasses set ``kind`` and override the hooks they need."""
+
+    kind: SpanKind = SpanKind.INTERNAL
+    #: a context key set to the active call while the span is current (``None``: not published)
+    context_key: str | None = None
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+
+    def skip(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """True to run the call untraced (e.g. a nested call that another span of ours already covers)."""
+        return False
+
+    def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def span_kind(self, instance: Any) -> SpanKind:
+        return self.kind
+
+    def on_start(self, call: ActiveCall) -> None:
+        """Record request attributes; called only when the span is recording."""
+
+    def on_end(self, call: ActiveCall, result: Any) -> None:
+        """Record response attributes; called only when the span is recording."""
+
+    def on_error(self, call: ActiveCall, error: BaseException) -> None:
+        """Extra bookkeeping for a failed call (the error itself is recorded for every handler)."""
+
+    def after(self, call: ActiveCall, error: BaseException | None) -> None:
+        """Runs for every traced call, recording or not (metrics)."""
+
+    def extra_context(self, call: ActiveCall, ctx: context.Context) -> context.Context:
+        """Values to publish to nested calls besides the span itself."""
+        return ctx
+
+
+class ActiveCall:
+    """One traced call in flight: its span, its arguments, and what handlers gather on the way."""
+
+    __slots__ = ("handler", "span", "instance", "args", "kwargs", "token", "start", "data")
+
+    def __init__(self, handler: Handler, span: Span, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.handler = handler
+        self.span = span
+        self.instance = instance
+        self.args = args
+        self.kwargs = kwargs
+        self.token: object | None = None
+        self.start = time.perf_counter()
+        self.data: dict[str, Any] = {}
+
+
+def begin(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveCall | None:
+    """Start and activate the span for a call; ``None`` means run the call untraced."""
+    try:
+        if not is_instrumentation_enabled() or handler.skip(instance, args, kwargs):
+            return None
+        span = handler.telemetry.tracer.start_span(handler.name(instance, args, kwargs), kind=handler.span_kind(instance))
+        call = ActiveCall(handler, span, instance, args, kwargs)
+        if span.is_recording():
+            try:
+                handler.on_start(call)
+            except Exception:  # noqa: BLE001
+                logger.debug("dspy-otel: on_start failed for %s", type(handler).__name__, exc_info=True)
+        ctx = trace.set_span_in_context(span)
+        if handler.context_key is not None:
+            ctx = context.set_value(handler.context_key, call, ctx)
+        call.token = context.attach(handler.extra_context(call, ctx))
+        return call
+    except Exception:  # noqa: BLE001
+        logger.debug("dspy-otel: could not start a span", exc_info=True)
+        return None
+
+
+def finish(call: ActiveCall, result: Any = None, error: BaseException | None = None) -> None:
+    """Record the outcome, end the span and restore the caller's context. Never raises."""
+    handler, span = call.handler, call.span
+    try:
+        if call.token is not None:
+            context.detach(call.token)
+    except Exception:  # noqa: BLE001
+        logger.debug("dspy-otel: context detach failed", exc_info=True)
+    try:
+        if span.is_recording():
+            if error is None:
+                handler.on_end(call, result)
+            else:
+                handler.on_error(call, error)
+                record_error(span, error)
+        handler.after(call, error)
+    except Exception:  # noqa: BLE001
+        logger.debug("dspy-otel: recording the outcome failed for %s", type(handler).__name__, exc_info=True)
+    finally:
+        span.end()
+
+
+def record_error(span: Span, error: BaseException) -> None:
+    """An ERROR status and an ``exception`` event, with credentials scrubbed from message and stack."""
+    message = scrub_text(str(error))
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"[:1024]))
+    span.set_attribute(attr.ERROR_TYPE, type(error).__qualname__)
+    stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    span.add_event("exception", {
+        "exception.type": f"{type(error).__module__}.{type(error).__qualname__}",
+        "exception.message": message,
+        "exception.stacktrace": scrub_text(stack)[-8192:],
+        "exception.escaped": True,
+    })
+
+
+def wrapper_for(handler: Handler, method: Callable[..., Any]) -> Wrapper:
+    """A wrapt wrapper tracing ``method`` with ``handler``; async methods get an async wrapper."""
+
+    if inspect.iscoroutinefunction(method):
+        async def traced_async(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+            call = begin(handler, instance, args, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as error:
+                finish(call, error=error)
+                raise
+            finish(call, result)
+            return result
+
+        return traced_async
+
+    def traced(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = begin(handler, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            finish(call, error=error)
+            raise
+        finish(call, result)
+        return result
+
+    return traced
+
+
+def current_call(key: str) -> ActiveCall | None:
+    """The active call a handler published under ``key`` in the current context, if any."""
+    value = context.get_value(key)
+    return value if isinstance(value, ActiveCall) else None

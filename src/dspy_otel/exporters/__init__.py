@@ -1,0 +1,5 @@
+"""Exporters that write OpenTelemetry spans as MLflow traces (needs the ``dspy-otel[mlflow]`` extra)."""
+
+from dspy_otel.exporters.mlflow_span_exporter import MlflowSpanExporter
+
+__all__ = ["MlflowSpanExporter"]

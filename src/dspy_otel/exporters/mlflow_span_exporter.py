@@ -1,0 +1,218 @@
+"""``MlflowSpanExporter``: OpenTelemetry spans → complete MLflow traces, in a SQL store or a tracking server.
+
+``export()`` only queues the batch in a bounded buffer and returns: it never does I/O on the
+caller's thread and never blocks the ``BatchSpanProcessor`` worker, so that processor's own queue
+does not overflow while MLflow is slow. One writer thread drains the buffer, every backlog in one
+store transaction or HTTP request (up to ``max_batch_spans``), converting and storing the spans
+the way MLflow's OTLP ingest does (see :mod:`._mlflow_compat`). A destination that is down, slow or
+answering 5xx is retried with exponential backoff for up to ``retry_timeout`` seconds, with one log
+line when the outage starts and one when it ends; a 4xx is logged with its cause. What cannot be
+delivered (refused, retries exhausted, buffer full, shutdown) is counted in :attr:`dropped_spans`
+and logged. ``force_flush()`` and ``shutdown()`` wait for delivery of what is queued.
+
+Spans of one trace may arrive in any order and over several exports: the store assembles them
+into one trace by id and upserts re-sent spans, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from dspy_otel.exporters import _mlflow_compat as compat
+from dspy_otel.exporters._buffer import Batch, SpanBuffer
+from dspy_otel.exporters._convert import to_otlp
+from dspy_otel.exporters._destinations import PermanentError, make_destination
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_MAX_BUFFER_SPANS = 32_768
+DEFAULT_MAX_BATCH_SPANS = 4_096
+INITIAL_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+
+
+class MlflowSpanExporter(SpanExporter):
+    """Write OpenTelemetry spans as MLflow traces (one per OTel trace id).
+
+    Args:
+        tracking_uri: ``sqlite:///…``, ``postgresql://…`` (any MLflow SQL store) or ``http(s)://``
+            (a tracking server, through its ``/v1/traces`` OTLP endpoint); else ``MLFLOW_TRACKING_URI``,
+            else ``sqlite:///mlflow.db`` in the working directory. The file store is refused.
+        experiment_id: else ``MLFLOW_EXPERIMENT_ID``.
+        experiment_name: used when no id is given (else ``MLFLOW_EXPERIMENT_NAME``); created if missing.
+            Without either, MLflow's default experiment ``0``.
+        run_id: link traces to this run; by default the run active (in any thread) at export time.
+        max_buffer_spans: spans held in memory waiting for delivery (including the batch being
+            retried); beyond it new spans are dropped and counted.
+        max_batch_spans: most spans written in one transaction / request.
+        retry_timeout: seconds a batch is retried while the destination is unavailable.
+        request_timeout: seconds for one HTTP request to a tracking server.
+        shutdown_timeout: seconds ``shutdown()`` waits for queued spans to be delivered.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment_id: str | None = None,
+                 experiment_name: str | None = None, *, run_id: str | None = None,
+                 max_buffer_spans: int = DEFAULT_MAX_BUFFER_SPANS,
+                 max_batch_spans: int = DEFAULT_MAX_BATCH_SPANS, retry_timeout: float = 120.0,
+                 request_timeout: float = 30.0, shutdown_timeout: float = 30.0) -> None:
+        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        self._destination = make_destination(
+            self.tracking_uri,
+            experiment_id or os.environ.get("MLFLOW_EXPERIMENT_ID") or None,
+            experiment_name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or None,
+            request_timeout,
+        )
+        self._run_id = run_id
+        self._buffer = SpanBuffer(max_buffer_spans)
+        self._max_batch_spans = max(1, max_batch_spans)
+        self._retry_timeout = retry_timeout
+        self._request_timeout = request_timeout
+        self._shutdown_timeout = shutdown_timeout
+        self._counts_lock = threading.Lock()
+        self._exported = 0
+        self._dropped = 0
+        self._overflowing = False
+        self._outage_since: float | None = None
+        self._hurry = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._is_shutdown = False
+
+    @property
+    def exported_spans(self) -> int:
+        """Spans written to MLflow so far."""
+        return self._exported
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans that will never reach MLflow: refused, retries exhausted, buffer full or shut down."""
+        return self._dropped
+
+    @property
+    def pending_spans(self) -> int:
+        """Spans queued or being written."""
+        return self._buffer.size
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._is_shutdown:
+            self._drop(len(spans), "export() after shutdown()")
+            return SpanExportResult.FAILURE
+        try:
+            run_id = self._run_id or compat.active_run_id()
+            self._start_writer()
+            rejected = self._buffer.put(list(spans), run_id)
+        except Exception:
+            _logger.exception("MlflowSpanExporter could not queue %d spans; they are dropped", len(spans))
+            self._drop(len(spans))
+            return SpanExportResult.FAILURE
+        if rejected:
+            if not self._overflowing:
+                self._overflowing = True
+                _logger.warning("MlflowSpanExporter buffer is full (%d spans waiting for %s); new spans are "
+                                "dropped until it drains (dropped so far: %d)", self._buffer.max_spans,
+                                self._destination.description, self._dropped + rejected)
+            self._drop(rejected)
+            return SpanExportResult.FAILURE
+        self._overflowing = False
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until every queued span is delivered (or given up); ``False`` on timeout."""
+        return self._buffer.wait_empty(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        """Deliver what is queued (up to ``shutdown_timeout``), then stop; the rest is dropped and counted."""
+        if self._is_shutdown:
+            return
+        self._is_shutdown = True
+        self._buffer.wait_empty(self._shutdown_timeout)
+        self._hurry.set()
+        discarded = self._buffer.close()
+        if self._writer is not None:
+            self._writer.join(self._request_timeout + 5)
+        if discarded:
+            self._drop(discarded, "shutdown() before they could be delivered")
+
+    # --- writer thread ---------------------------------------------------------------------
+
+    def _start_writer(self) -> None:
+        if self._writer is not None:
+            return
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="dspy-otel-mlflow-exporter", daemon=True)
+                self._writer.start()
+
+    def _run(self) -> None:
+        while (batches := self._buffer.take(self._max_batch_spans)) is not None:
+            count = sum(len(batch.spans) for batch in batches)
+            try:
+                for run_id, spans in _group_by_run(batches).items():
+                    if self._deliver(spans, run_id):
+                        with self._counts_lock:
+                            self._exported += len(spans)
+                    else:
+                        self._drop(len(spans))
+            except Exception:  # a bug here must not kill the writer or lose the count
+                _logger.exception("MlflowSpanExporter failed on %d spans; they are dropped", count)
+                self._drop(count)
+            finally:
+                self._buffer.done(count)
+
+    def _deliver(self, spans: list[ReadableSpan], run_id: str | None) -> bool:
+        request = to_otlp(spans)
+        give_up_at = time.monotonic() + self._retry_timeout
+        delay = INITIAL_BACKOFF_S
+        while True:
+            try:
+                self._destination.write(request, run_id)
+            except PermanentError as error:
+                _logger.error("MLflow at %s refused %d spans, which are dropped: %s",
+                              self._destination.description, len(spans), error)
+                return False
+            except Exception as error:  # TransientError, or anything unforeseen: bounded retries
+                self._outage_started(error)
+                if self._hurry.is_set() or time.monotonic() + delay > give_up_at:
+                    _logger.error("MlflowSpanExporter gave up on %d spans for %s after retrying: %s",
+                                  len(spans), self._destination.description, error)
+                    return False
+                self._hurry.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+            else:
+                self._outage_ended()
+                return True
+
+    def _outage_started(self, error: Exception) -> None:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            _logger.warning("MLflow at %s is unavailable (%s); retrying with backoff for up to %.0fs per batch, "
+                            "new spans are buffered (up to %d)", self._destination.description, error,
+                            self._retry_timeout, self._buffer.max_spans)
+
+    def _outage_ended(self) -> None:
+        if self._outage_since is not None:
+            _logger.warning("MLflow at %s is available again after %.1fs; buffered spans are being delivered",
+                            self._destination.description, time.monotonic() - self._outage_since)
+            self._outage_since = None
+
+    def _drop(self, count: int, reason: str | None = None) -> None:
+        with self._counts_lock:
+            self._dropped += count
+        if reason:
+            _logger.warning("MlflowSpanExporter dropped %d spans: %s", count, reason)
+
+
+def _group_by_run(batches: list[Batch]) -> dict[str | None, list[ReadableSpan]]:
+    grouped: dict[str | None, list[ReadableSpan]] = defaultdict(list)
+    for batch in batches:
+        grouped[batch.run_id].extend(batch.spans)
+    return grouped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -38,15 +39,16 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``DSPY_OTEL_SEMCONV``, ``DSPY_OTEL_MAX_CONTENT_LENGTH`` and ``DSPY_OTEL_REDACT_KEYS``.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._patcher = Patcher()
-        self.config: InstrumentationConfig | None = None
+    # BaseInstrumentor is a singleton whose __init__ runs on every DSPyInstrumentor() call, so the
+    # state lives in class-level defaults that only instrument()/uninstrument() replace.
+    _patcher: Patcher | None = None
+    config: InstrumentationConfig | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        self._patcher = Patcher()
         try:
             self.config = InstrumentationConfig.resolve(
                 capture_content=kwargs.get("capture_content"),
@@ -59,13 +61,12 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"),
                                       schema_url=attr.SEMCONV_SCHEMA_URL)
             telemetry = Telemetry(tracer, self.config, GenAIMetrics(meter))
-            self._install(dspy_classes(), telemetry)
+            self._install(self._patcher, dspy_classes(), telemetry)
         except Exception:  # noqa: BLE001 - instrumenting must never break the program
             logger.warning("dspy-otel: instrumentation failed; DSPy runs untraced", exc_info=True)
             self._patcher.restore()
 
-    def _install(self, dspy: DSPyClasses, telemetry: Telemetry) -> None:
-        patch = self._patcher
+    def _install(self, patch: Patcher, dspy: DSPyClasses, telemetry: Telemetry) -> None:
         modules = ModuleHandler(telemetry, dspy.Predict, dspy.ReAct)
         for method in CALL_METHODS:
             patch.trace(dspy.Module, method, modules)
@@ -91,28 +92,31 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                                   include=lambda cls: cls is not dspy.Teleprompter)
         if dspy.ParallelExecutor is not None:
             patch.wrap(dspy.ParallelExecutor, "execute", executor_wrapper)
-        self._install_result_hooks()
+        _install_result_hooks(patch)
         logger.debug("dspy-otel: %d DSPy methods wrapped", len(patch))
 
-    def _install_result_hooks(self) -> None:
-        import importlib
-
-        for module_name, function, lm_index, result_index in RESULT_HOOKS:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-
-            def hook(wrapped: Any, instance: Any, args: tuple, kwargs: dict,
-                     lm_index: int = lm_index, result_index: int = result_index) -> Any:
-                output = wrapped(*args, **kwargs)
-                try:
-                    record_result(args[lm_index], args[result_index])
-                except Exception:  # noqa: BLE001
-                    logger.debug("dspy-otel: could not read the LM result", exc_info=True)
-                return output
-
-            self._patcher.wrap(module, function, hook)  # type: ignore[arg-type]
-
     def _uninstrument(self, **kwargs: Any) -> None:
-        self._patcher.restore()
+        if self._patcher is not None:
+            self._patcher.restore()
+            self._patcher = None
+
+
+def _install_result_hooks(patch: Patcher) -> None:
+    """Wrap the DSPy functions that receive each LM call's result (``RESULT_HOOKS``)."""
+
+    for module_name, function, lm_index, result_index in RESULT_HOOKS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+
+        def hook(wrapped: Any, instance: Any, args: tuple, kwargs: dict,
+                 lm_index: int = lm_index, result_index: int = result_index) -> Any:
+            output = wrapped(*args, **kwargs)
+            try:
+                record_result(args[lm_index], args[result_index])
+            except Exception:  # noqa: BLE001
+                logger.debug("dspy-otel: could not read the LM result", exc_info=True)
+            return output
+
+        patch.wrap(module, function, hook)  # type: ignore[arg-type]

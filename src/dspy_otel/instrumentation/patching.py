@@ -29,9 +29,6 @@ class Patcher:
         except KeyError:
             logger.debug("dspy-otel: %s has no own attribute %s; not wrapped", owner.__qualname__, name)
             return False
-        if isinstance(original, wrapt.ObjectProxy):
-            logger.debug("dspy-otel: %s.%s is already wrapped", owner.__qualname__, name)
-            return False
         try:
             patched = wrapt.FunctionWrapper(original, wrapper)
             setattr(owner, name, patched)

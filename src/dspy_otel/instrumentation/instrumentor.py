@@ -42,6 +42,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     # BaseInstrumentor is a singleton whose __init__ runs on every DSPyInstrumentor() call, so the
     # state lives in class-level defaults that only instrument()/uninstrument() replace.
     _patcher: Patcher | None = None
+    _telemetry: Telemetry | None = None
     config: InstrumentationConfig | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -60,8 +61,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                                       schema_url=attr.SEMCONV_SCHEMA_URL)
             meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"),
                                       schema_url=attr.SEMCONV_SCHEMA_URL)
-            telemetry = Telemetry(tracer, self.config, GenAIMetrics(meter))
-            self._install(self._patcher, dspy_classes(), telemetry)
+            self._telemetry = Telemetry(tracer, self.config, GenAIMetrics(meter))
+            self._install(self._patcher, dspy_classes(), self._telemetry)
         except Exception:  # noqa: BLE001 - instrumenting must never break the program
             logger.warning("dspy-otel: instrumentation failed; DSPy runs untraced", exc_info=True)
             self._patcher.restore()
@@ -96,6 +97,9 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         logger.debug("dspy-otel: %d DSPy methods wrapped", len(patch))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        if self._telemetry is not None:
+            self._telemetry.enabled = False
+            self._telemetry = None
         if self._patcher is not None:
             self._patcher.restore()
             self._patcher = None

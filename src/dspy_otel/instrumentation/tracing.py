@@ -36,6 +36,9 @@ class Telemetry:
         self.tracer = tracer
         self.config = config
         self.metrics = metrics
+        # False after uninstrument(): wrappers that DSPy captured meanwhile (it re-decorates adapter
+        # methods in every new subclass) then pass calls straight through.
+        self.enabled = True
 
     def set_json(self, span: Span, key: str, value: Any) -> None:
         """Record ``value`` as bounded, redacted JSON under ``key``; marks truncation."""
@@ -121,7 +124,7 @@ class ActiveCall:
 def begin(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveCall | None:
     """Start and activate the span for a call; ``None`` means run the call untraced."""
     try:
-        if not is_instrumentation_enabled() or handler.skip(instance, args, kwargs):
+        if not (handler.telemetry.enabled and is_instrumentation_enabled()) or handler.skip(instance, args, kwargs):
             return None
         span = handler.telemetry.tracer.start_span(handler.name(instance, args, kwargs), kind=handler.span_kind(instance))
         call = ActiveCall(handler, span, instance, args, kwargs)

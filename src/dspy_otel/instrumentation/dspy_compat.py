@@ -33,6 +33,7 @@ class DSPyClasses(NamedTuple):
     Evaluate: type | None
     Teleprompter: type | None
     ParallelExecutor: type | None
+    Unbatchify: type | None
 
 
 def _find(path: str) -> Any:
@@ -62,6 +63,7 @@ def dspy_classes() -> DSPyClasses:
         Evaluate=getattr(dspy, "Evaluate", None),
         Teleprompter=_find("dspy.teleprompt.Teleprompter"),
         ParallelExecutor=_find("dspy.utils.parallelizer.ParallelExecutor"),
+        Unbatchify=_find("dspy.utils.unbatchify.Unbatchify"),
     )
 
 

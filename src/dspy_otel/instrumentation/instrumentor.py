@@ -19,7 +19,7 @@ from dspy_otel.instrumentation.lm import LMHandler, record_result
 from dspy_otel.instrumentation.metrics import GenAIMetrics
 from dspy_otel.instrumentation.modules import ModuleHandler
 from dspy_otel.instrumentation.patching import Patcher
-from dspy_otel.instrumentation.propagation import executor_wrapper
+from dspy_otel.instrumentation.propagation import executor_wrapper, unbatchify_wrapper
 from dspy_otel.instrumentation.tools import EmbedderHandler, RetrieverHandler, ToolHandler
 from dspy_otel.instrumentation.tracing import Telemetry
 from dspy_otel.version import __version__
@@ -93,6 +93,8 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                                   include=lambda cls: cls is not dspy.Teleprompter)
         if dspy.ParallelExecutor is not None:
             patch.wrap(dspy.ParallelExecutor, "execute", executor_wrapper)
+        if dspy.Unbatchify is not None:
+            patch.wrap(dspy.Unbatchify, "__call__", unbatchify_wrapper)
         _install_result_hooks(patch)
         logger.debug("dspy-otel: %d DSPy methods wrapped", len(patch))
 

@@ -35,7 +35,10 @@ def io_fields(program: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         inputs = {n: (f.annotation, _required(f.annotation)) for n, f in signature.input_fields.items()}
         outputs = {n: (f.annotation, False) for n, f in signature.output_fields.items()}
         return inputs, outputs
-    params = list(inspect.signature(type(program).forward).parameters.values())[1:]  # without self
+    forward = getattr(type(program), "forward", None)
+    if forward is None:
+        raise MlflowException.invalid_parameter_value(f"{type(program).__qualname__} defines no forward() method.")
+    params = list(inspect.signature(forward).parameters.values())[1:]  # without self
     inputs = {
         p.name: (str if p.annotation is inspect.Parameter.empty else p.annotation, p.default is inspect.Parameter.empty)
         for p in params

@@ -32,34 +32,42 @@ _MAX_ITEMS = 256
 _MAX_ARRAY = 1024
 _MIN_SECRET_LENGTH = 8
 
-_known_secrets: set[str] = set()
+# One cheap scan decides whether the substitutions below need to run at all.
+_SUSPECT = re.compile(r"://|[?&][a-z_\-]*(?:key|token|sig|signature|password|secret)=|\b(?:bearer|basic|token)\s", re.I)
+_known_secrets: tuple[str, ...] = ()
 _known_lock = threading.Lock()
+_secret_key_cache: dict[tuple[str, frozenset[str]], bool] = {}
 
 
 def remember_secret(value: object) -> None:
     """Redact this credential (e.g. an LM's ``api_key``) wherever it would appear in recorded text."""
+    global _known_secrets
     if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH and value not in _known_secrets:
         with _known_lock:
-            _known_secrets.add(value)
+            if value not in _known_secrets:
+                _known_secrets = (*_known_secrets, value)
 
 
 def is_secret_key(key: str, extra: frozenset[str] = frozenset()) -> bool:
-    normalized = key.strip().lower().replace("-", "_")
-    return normalized in _SECRET_KEYS or normalized in extra or normalized.endswith(_SECRET_SUFFIXES)
+    found = _secret_key_cache.get((key, extra))
+    if found is None:
+        normalized = key.strip().lower().replace("-", "_")
+        found = normalized in _SECRET_KEYS or normalized in extra or normalized.endswith(_SECRET_SUFFIXES)
+        if len(_secret_key_cache) < 4096:
+            _secret_key_cache[(key, extra)] = found
+    return found
 
 
 def scrub_text(text: str) -> str:
     """Remove credentials from free text (known secret values, bearer tokens, URL user info and token params)."""
-    for secret in tuple(_known_secrets):
+    for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    if "://" in text:
-        text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
-    if "=" in text:
-        text = _URL_SECRET_QUERY.sub(lambda m: f"{m.group('name')}{REDACTED}", text)
-    if " " in text:
-        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    return text
+    if _SUSPECT.search(text) is None:
+        return text
+    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    text = _URL_SECRET_QUERY.sub(lambda m: f"{m.group('name')}{REDACTED}", text)
+    return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 def to_jsonable(value: Any, redact_keys: frozenset[str] = frozenset()) -> Any:
@@ -99,9 +107,9 @@ def _convert_container(value: Any, extra: frozenset[str], active: set[int], dept
         return out
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
-    to_dict = getattr(value, "toDict", None)  # dspy.Example / dspy.Prediction
-    if callable(to_dict) and hasattr(value, "_store"):
-        return _convert_mapping(to_dict().items(), extra, active, depth)
+    store = getattr(value, "_store", None)  # dspy.Example / dspy.Prediction
+    if isinstance(store, dict):
+        return _convert_mapping(store.items(), extra, active, depth)
     model_dump = getattr(value, "model_dump", None)  # Pydantic models, dspy.Type (Image, History, Tool, ...)
     if callable(model_dump) and not isinstance(value, type):
         return _convert(model_dump(mode="json"), extra, active, depth)

@@ -8,7 +8,7 @@ registration. What kind of span a module gets is decided once per class.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context
 
@@ -20,25 +20,32 @@ ROOT_MODULE_KEY = context.create_key("dspy_otel.root_module")
 CHAIN, PREDICTOR, AGENT = "chain", "predictor", "agent"
 
 
-class SignatureNames:
-    """Low-cardinality span names for signatures, computed once per signature class."""
+class SignatureInfo(NamedTuple):
+    name: str
+    input_fields: list[str]
+    output_fields: list[str]
+
+
+class Signatures:
+    """Low-cardinality names and field lists of signatures, computed once per signature class."""
 
     def __init__(self) -> None:
-        self._names: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+        self._info: weakref.WeakKeyDictionary[type, SignatureInfo] = weakref.WeakKeyDictionary()
 
-    def __call__(self, signature: Any) -> str:
+    def __call__(self, signature: Any) -> SignatureInfo:
         try:
-            return self._names[signature]
+            return self._info[signature]
         except (KeyError, TypeError):
             pass
         name = getattr(signature, "__name__", None) or type(signature).__name__
         if name == "StringSignature":
             name = getattr(signature, "signature", None) or name  # "question -> answer"
+        info = SignatureInfo(name, list(signature.input_fields), list(signature.output_fields))
         try:
-            self._names[signature] = name
+            self._info[signature] = info
         except TypeError:
             pass
-        return name
+        return info
 
 
 class PredictorPaths:
@@ -71,7 +78,7 @@ class ModuleHandler(Handler):
         self._predict_cls = predict_cls
         self._react_cls = react_cls
         self._categories: dict[type, str] = {}
-        self.signature_name = SignatureNames()
+        self.signatures = Signatures()
         self.predictor_path = PredictorPaths()
 
     def category(self, instance: Any) -> str:
@@ -93,7 +100,7 @@ class ModuleHandler(Handler):
         category = self.category(instance)
         cls_name = type(instance).__name__
         if category == PREDICTOR:
-            return f"{cls_name}({self.signature_name(instance.signature)})"
+            return f"{cls_name}({self.signatures(instance.signature).name})"
         if category == AGENT:
             return f"invoke_agent {cls_name}"
         return cls_name
@@ -109,10 +116,10 @@ class ModuleHandler(Handler):
         span.set_attribute(attr.DSPY_MODULE_CLASS, f"{type(instance).__module__}.{type(instance).__qualname__}")
         if category == PREDICTOR:
             telemetry.set_span_type(span, attr.SpanType.LLM)
-            signature = instance.signature
-            span.set_attribute(attr.DSPY_SIGNATURE_NAME, self.signature_name(signature))
-            span.set_attribute(attr.DSPY_SIGNATURE_INPUT_FIELDS, list(signature.input_fields))
-            span.set_attribute(attr.DSPY_SIGNATURE_OUTPUT_FIELDS, list(signature.output_fields))
+            signature = self.signatures(instance.signature)
+            span.set_attribute(attr.DSPY_SIGNATURE_NAME, signature.name)
+            span.set_attribute(attr.DSPY_SIGNATURE_INPUT_FIELDS, signature.input_fields)
+            span.set_attribute(attr.DSPY_SIGNATURE_OUTPUT_FIELDS, signature.output_fields)
             demos = call.kwargs.get("demos", getattr(instance, "demos", None)) or ()
             span.set_attribute(attr.DSPY_DEMOS_COUNT, len(demos))
             root = context.get_value(ROOT_MODULE_KEY)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,7 +18,9 @@ from dspy_otel.testing.rotel import RotelCollector, rotel_binary
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTOR_CONFIG = REPO / "collector-config"
+APPS = Path(__file__).resolve().parent / "apps"
 ARRIVAL_TIMEOUT_S = 60.0
+FAKE_API_KEY = "sk-ways-in-SECRET-9f8e7d6c5b4a"
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +81,54 @@ def _wait_for_traces(tracking_uri: str, experiment_id: str, count: int,
         if time.monotonic() > deadline:
             return traces
         time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def program(openai_stub) -> ModuleType:
+    """``apps/program.py`` (the traced DSPy program), configured for the local stub."""
+    os.environ["STUB_API_BASE"] = openai_stub.base_url
+    os.environ["STUB_API_KEY"] = FAKE_API_KEY
+    spec = importlib.util.spec_from_file_location("ways_in_program", APPS / "program.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def app_env(openai_stub) -> dict[str, str]:
+    """Environment for an app subprocess: the stub, a fake key, no inherited OTel/MLflow settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_", "DSPY_OTEL_"))}
+    env.update(STUB_API_BASE=openai_stub.base_url, STUB_API_KEY=FAKE_API_KEY,
+               LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONPATH=str(APPS))
+    return env
+
+
+@pytest.fixture(scope="session")
+def check_program_traces() -> Callable[[list], None]:
+    """Assert ``traces`` are the complete traces of one ``program.run()``."""
+    return _check_program_traces
+
+
+def _check_program_traces(traces: list, content: bool = True) -> None:
+    assert len(traces) == 3, [t.info.trace_id for t in traces]
+    roots = {}
+    for trace in traces:
+        assert trace.info.state.value == "OK"
+        spans = trace.data.spans
+        ids = {s.span_id for s in spans}
+        (root,) = [s for s in spans if s.parent_id is None]
+        assert all(s.parent_id in ids for s in spans if s is not root), "a span's parent is missing"
+        roots.setdefault(root.span_type, []).append(root)
+        types = {s.span_type for s in spans}
+        assert {"LLM", "CHAT_MODEL", "PARSER"} <= types, types
+        chats = [s for s in spans if s.span_type == "CHAT_MODEL"]
+        assert all(s.attributes.get("gen_ai.usage.input_tokens", 0) > 0 for s in chats)
+        if root.span_type == "AGENT":
+            assert any(s.span_type == "TOOL" and "get_weather" in s.name for s in spans)
+        if content:
+            assert root.inputs and "question" in root.inputs
+            assert root.outputs and "answer" in root.outputs
+        else:
+            assert all(s.inputs is None and s.outputs is None for s in spans)
+        assert FAKE_API_KEY not in str(trace.to_dict())
+    assert sorted(roots) == ["AGENT", "CHAIN"] and len(roots["CHAIN"]) == 2

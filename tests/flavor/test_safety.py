@@ -176,3 +176,28 @@ def test_state_models_load_with_code_execution_disabled(saved: Path, env_credent
     assert load_model(str(saved))(question="no pickle").answer == "answer for: no pickle"
     assert not [p for p in saved.rglob("*.pkl")]
     assert os.path.exists(saved / "data" / "state.json")
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("api_key", True), ("Authorization", True), ("X-Api-Key", True), ("access_token", True), ("apikey", True),
+    ("client_secret", True), ("Cookie", True), ("sig", True), ("Ocp-Apim-Subscription-Key", True),
+    ("max_tokens", False), ("max_completion_tokens", False), ("temperature", False), ("X-Team", False),
+    ("keywords", False), ("region", False),
+])
+def test_secret_names(name: str, secret: bool) -> None:
+    from dspy_otel.flavor._lm import is_secret_name
+
+    assert is_secret_name(name) is secret
+
+
+def test_predict_config_keeps_settings_and_drops_credentials(tmp_path: Path) -> None:
+    program = dspy.Predict("question -> answer", max_tokens=99, api_key="cfg-SECRET")
+    save_model(program, tmp_path / "model")
+    conf = yaml.safe_load((tmp_path / "model" / "MLmodel").read_text())["flavors"]["dspy_otel"]
+    assert conf["program"]["kwargs"] == {"max_tokens": 99}
+
+
+def test_credentials_in_model_config_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(MlflowException, match=r"model_config keys \['api_key'\] look like credentials"):
+        save_model(fp.SummarizeThenAnswer(), tmp_path / "model", model_config={"style": "x", "api_key": "k"})
+    assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,9 @@ ALLOWED_LM_KWARGS = frozenset({
     "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "reasoning_effort",
     "response_format", "timeout", "api_version", "rollout_id", "parallel_tool_calls",
 })
-_SECRET_NAME = re.compile(r"auth|key|token|secret|passw|credential|cookie|session|signature|sig$", re.I)
+_SECRET_NAME = re.compile(
+    r"auth|secret|passw|credential|cookie|session|signature|private|bearer|^sig$|key($|[-_])|token($|[-_])", re.I
+)
 _HEADER_ENV_PREFIX = "DSPY_OTEL_HEADER_"
 
 
@@ -43,12 +45,12 @@ def sanitize_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _scrub(value: Any) -> Any:
+def scrub(value: Any) -> Any:
     """Recursively drop secret-named keys from dicts."""
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if not is_secret_name(str(k))}
+        return {k: scrub(v) for k, v in value.items() if not is_secret_name(str(k))}
     if isinstance(value, list):
-        return [_scrub(v) for v in value]
+        return [scrub(v) for v in value]
     return value
 
 
@@ -83,7 +85,7 @@ def lm_to_record(lm: Any) -> dict[str, Any]:
         "model_type": lm.model_type,
         "cache": lm.cache,
         "num_retries": getattr(lm, "num_retries", 3),
-        "kwargs": {k: _scrub(v) for k, v in kwargs.items() if k in ALLOWED_LM_KWARGS and v is not None},
+        "kwargs": {k: scrub(v) for k, v in kwargs.items() if k in ALLOWED_LM_KWARGS and v is not None},
         "env": {},
     }
     if engine != "auto":
@@ -100,7 +102,7 @@ def lm_to_record(lm: Any) -> dict[str, Any]:
         record["kwargs"]["extra_headers"] = {k: v for k, v in headers.items() if not is_secret_name(k)}
         record["env"]["extra_headers"] = {k: header_env_var(k) for k in headers if is_secret_name(k)}
     if kwargs.get("extra_body"):
-        record["kwargs"]["extra_body"] = _scrub(kwargs["extra_body"])
+        record["kwargs"]["extra_body"] = scrub(kwargs["extra_body"])
     handled = ALLOWED_LM_KWARGS | {"api_key", "api_base", "base_url", "extra_headers", "extra_body"}
     dropped = sorted(k for k in kwargs if k not in handled and kwargs[k] is not None)
     if dropped:

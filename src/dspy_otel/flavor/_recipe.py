@@ -14,6 +14,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from dspy_otel.flavor._imports import import_path, resolve
+from dspy_otel.flavor._lm import is_secret_name, scrub
 
 _BUILTIN_NAMES = {
     bool: "bool", int: "int", float: "float", str: "str", bytes: "bytes", type(None): "None",
@@ -88,21 +89,28 @@ def program_recipe(program: Any, model_config: dict[str, Any] | None) -> dict[st
     import dspy
 
     cls = type(program)
+    builtin = cls in (dspy.Predict, dspy.ChainOfThought, dspy.ReAct)
+    if model_config and builtin:
+        raise MlflowException.invalid_parameter_value(f"model_config is not used for {cls.__name__}; omit it.")
+    secret = sorted(k for k in model_config or {} if is_secret_name(k))
+    if secret:
+        raise MlflowException.invalid_parameter_value(
+            f"model_config keys {secret} look like credentials, which are never saved; read them from the "
+            "environment in the program's constructor instead."
+        )
     recipe: dict[str, Any] = {"class": import_path(cls, "program class")}
-    if cls is dspy.Predict:
+    if cls is dspy.Predict:  # Predict config is LM call settings: secret-named keys are dropped
         recipe["signature"] = signature_spec(program.signature)
-        recipe["kwargs"] = _json_kwargs(program.config, "Predict config")
+        recipe["kwargs"] = _json_kwargs(scrub(program.config), "Predict config")
     elif cls is dspy.ChainOfThought:
         recipe["signature"] = signature_spec(program.predict.signature.delete("reasoning"))
-        recipe["kwargs"] = _json_kwargs(program.predict.config, "ChainOfThought config")
+        recipe["kwargs"] = _json_kwargs(scrub(program.predict.config), "ChainOfThought config")
     elif cls is dspy.ReAct:
         recipe["signature"] = signature_spec(program.signature)
         recipe["tools"] = _tool_paths(program)
         recipe["kwargs"] = {"max_iters": program.max_iters}
     else:
         recipe["kwargs"] = _json_kwargs(model_config or {}, "model_config")
-    if model_config and cls in (dspy.Predict, dspy.ChainOfThought, dspy.ReAct):
-        raise MlflowException.invalid_parameter_value(f"model_config is not used for {cls.__name__}; omit it.")
     return recipe
 
 

@@ -102,6 +102,7 @@ def test_disable_undoes_autolog(store: str, program: ModuleType) -> None:
     assert len(traces_in(store, "undone")) == 3  # only the first run's
 
 
+@pytest.mark.integration
 def test_otlp_only_goes_straight_to_an_mlflow_server_with_the_experiment_header(
         mlflow_server: MlflowServer, experiment_id: str, program: ModuleType,
         wait_for_traces: Callable[..., list], check_program_traces: Callable[..., None]) -> None:

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -13,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
+import dspy_otel
 from dspy_otel.instrumentation import attributes as attr
 from dspy_otel.testing.mlflow_server import MlflowServer
 from dspy_otel.testing.rotel import RotelCollector
@@ -132,3 +134,20 @@ def test_collector_restart_loses_nothing_the_app_handed_over(
     traces = wait_for_traces(mlflow_server.url, experiment_id, 9, min_spans=3)
     assert stored_ids(traces) == before | during | after
     assert all(len(t.data.spans) == 3 for t in traces)
+
+
+def test_dspy_program_through_rotel_arrives_complete(
+        rotel_to_mlflow: Callable[..., RotelCollector], program: ModuleType, mlflow_server: MlflowServer,
+        experiment_id: str, wait_for_traces: Callable[..., list],
+        check_program_traces: Callable[..., None]) -> None:
+    rotel = rotel_to_mlflow()
+    session = dspy_otel.autolog(otlp_endpoint=rotel.http_endpoint)  # the collector adds the experiment header
+    try:
+        program.configure_from_env()
+        program.run()
+        assert session.flush()
+        assert session.dropped_spans == 0
+    finally:
+        dspy_otel.autolog(disable=True)
+
+    check_program_traces(wait_for_traces(mlflow_server.url, experiment_id, 3, min_spans=5))

@@ -32,6 +32,8 @@ def models(openai_stub: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "chat": (dspy.ChainOfThought("question -> answer"), {"task": CHAT}),
         "chat_two": (fp.TwoAnswers(), {"task": CHAT, "code_paths": [str(PROGRAMS)]}),
         "chat_list_field": (dspy.Predict("question -> answers: list[str]"), {"task": CHAT}),
+        "chat_history": (dspy.Predict(dspy.Signature("question, history: History -> answer",
+                                                     custom_types={"History": dspy.History})), {"task": CHAT}),
     }
     loaded = {}
     with pytest.MonkeyPatch.context() as env:
@@ -136,3 +138,16 @@ def test_chat_streaming_gives_openai_chunks(models: dict[str, Any]) -> None:
     assert len([c for c in chunks if c["choices"][0]["delta"].get("content")]) > 1
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["usage"]["total_tokens"] > 0
+
+
+def test_chat_task_turns_earlier_messages_into_dspy_history(models: dict[str, Any], openai_stub: Any) -> None:
+    request = {"messages": [
+        {"role": "user", "content": "earlier question about spans"},
+        {"role": "assistant", "content": "earlier answer about spans"},
+        {"role": "user", "content": "follow-up"},
+    ]}
+    response = models["chat_history"].predict(request)
+    assert response["choices"][0]["message"]["content"] == "answer for: follow-up"
+    sent = [m["content"] for m in openai_stub.chat_requests()[-1]["body"]["messages"]]
+    assert any("earlier question about spans" in str(c) for c in sent[1:-1])
+    assert any("earlier answer about spans" in str(c) for c in sent[1:-1])

@@ -24,19 +24,31 @@ def messages_of(model_input: Any) -> list[dict[str, Any]]:
     return [dict(m) for m in messages]
 
 
-def program_inputs(input_names: list[str], messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """A single-input program gets the last user message; a ``messages`` input gets the whole list."""
-    if len(input_names) != 1:
+def program_inputs(inputs: dict[str, Any], output_name: str | None, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last user message feeds the one text input (a ``messages`` input gets the whole list);
+    earlier user/assistant turns fill a ``dspy.History`` input, if the program has one."""
+    import dspy
+
+    history = [n for n, (annotation, _) in inputs.items() if annotation is dspy.History]
+    text = [n for n in inputs if n not in history]
+    if len(text) != 1 or len(history) > 1:
         raise MlflowException.invalid_parameter_value(
-            f"task='llm/v1/chat' needs a program with one input field, got {input_names}."
+            f"task='llm/v1/chat' needs a program with one input field (plus an optional dspy.History), got {list(inputs)}."
         )
-    name = input_names[0]
+    name = text[0]
     if name == "messages":
         return {name: messages}
-    user = [m for m in messages if m.get("role") == "user"]
-    if not user:
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
         raise MlflowException.invalid_parameter_value("A chat request needs at least one user message.")
-    return {name: _text(user[-1].get("content"))}
+    kwargs: dict[str, Any] = {name: _text(messages[last_user].get("content"))}
+    if history:
+        turns, earlier = [], messages[:last_user]
+        for question, answer in zip(earlier, earlier[1:]):
+            if question.get("role") == "user" and answer.get("role") == "assistant":
+                turns.append({name: _text(question.get("content")), output_name or "answer": _text(answer.get("content"))})
+        kwargs[history[0]] = dspy.History(messages=turns)
+    return kwargs
 
 
 def _text(content: Any) -> str:

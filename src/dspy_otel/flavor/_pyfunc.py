@@ -48,6 +48,7 @@ class DspyPyfuncModel:
         self.program = program
         self.task = task
         inputs, outputs = io_fields(program)
+        self.inputs = inputs
         self.input_names = list(inputs)
         self.output_names = list(outputs)
         self.max_workers = int(os.environ.get("DSPY_OTEL_MAX_WORKERS", DEFAULT_MAX_WORKERS))
@@ -110,6 +111,9 @@ class DspyPyfuncModel:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dspy-otel-predict") as pool:
             return list(pool.map(lambda r: jsonable(program(**r)), records))
 
+    def _content_field(self) -> str | None:
+        return self.output_names[-1] if self.output_names else None
+
     def _model_name(self, program: Any) -> str:
         lm = next((p.lm for _, p in program.named_predictors() if p.lm is not None), None)
         return getattr(lm, "model", None) or type(program).__name__
@@ -119,7 +123,7 @@ class DspyPyfuncModel:
 
         messages = _chat.messages_of(model_input)
         with track_usage() as tracker:
-            result = jsonable(program(**_chat.program_inputs(self.input_names, messages)))
+            result = jsonable(program(**_chat.program_inputs(self.inputs, self._content_field(), messages)))
         results = result if isinstance(result, list) else [result]
         return _chat.completion(results, self._model_name(program), _chat.total_usage(tracker.get_total_tokens()))
 
@@ -163,9 +167,9 @@ class DspyPyfuncModel:
         import dspy
 
         messages = _chat.messages_of(model_input)
-        record = _chat.program_inputs(self.input_names, messages)
+        record = _chat.program_inputs(self.inputs, self._content_field(), messages)
         completion_id, model = f"chatcmpl-{uuid.uuid4().hex}", self._model_name(program)
-        content_field = self.output_names[-1] if self.output_names else None
+        content_field = self._content_field()
         yield _chat.chunk(completion_id, model, {"role": "assistant", "content": ""})
         streamed_any = False
         for item in self._stream(program, record):

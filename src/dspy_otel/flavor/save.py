@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelInputExample, ModelSignature
 from mlflow.models.model import MLMODEL_FILE_NAME, ModelInfo
 from mlflow.models.utils import _save_example
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
 from mlflow.tracking._model_registry import DEFAULT_AWAIT_MAX_SLEEP_SECONDS
 from mlflow.utils.environment import (
     _CONDA_ENV_FILE_NAME,
@@ -60,7 +61,7 @@ def _check_arguments(path: str, task: str | None, serialization: str) -> None:
         raise MlflowException.invalid_parameter_value(f"Unknown task {task!r}; use None or one of {list(_schema.TASKS)}.")
     if os.path.exists(path) and (not os.path.isdir(path) or any(os.scandir(path))):
         raise MlflowException(f"Path '{path}' already exists and is not empty; choose a new path.",
-                              error_code="RESOURCE_ALREADY_EXISTS")
+                              error_code=RESOURCE_ALREADY_EXISTS)
 
 
 def _program_from_code(code_path: str, model_config: dict[str, Any] | None) -> Any:

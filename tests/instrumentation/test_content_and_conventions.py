@@ -169,3 +169,18 @@ def test_retrieve_module(spans):
     assert span.attributes[attr.MLFLOW_SPAN_TYPE] == "RETRIEVER"
     assert span.attributes[attr.DSPY_RETRIEVER_K] == 3
     assert "sky #2" in span.attributes[attr.MLFLOW_SPAN_OUTPUTS]
+
+
+@pytest.mark.parametrize(("mode", "on_span", "on_event"), [
+    ("EVENT_ONLY", False, True), ("SPAN_AND_EVENT", True, True), ("SPAN_ONLY", True, False)])
+def test_event_capture_modes(instrument, span_exporter, lm, mode, on_span, on_event):
+    instrument(capture_content=mode)
+    dspy.Predict("question -> answer")(question="event mode")
+    chat = Spans(span_exporter).one("chat ")
+    events = [e for e in chat.events if e.name == attr.EVENT_OPERATION_DETAILS]
+    assert (attr.GEN_AI_INPUT_MESSAGES in chat.attributes) is on_span
+    assert (attr.MLFLOW_SPAN_INPUTS in chat.attributes) is on_span
+    assert bool(events) is on_event
+    if on_event:
+        assert "event mode" in events[0].attributes[attr.GEN_AI_INPUT_MESSAGES]
+        assert "answer for: event mode" in events[0].attributes[attr.GEN_AI_OUTPUT_MESSAGES]

@@ -141,6 +141,7 @@ DSPY_OPTIMIZER_CLASS: Final = "dspy.optimizer.class"
 DSPY_TRAINSET_SIZE: Final = "dspy.optimizer.trainset_size"
 DSPY_CONTENT_TRUNCATED: Final = "dspy.content.truncated"
 
+EVENT_OPERATION_DETAILS: Final = "gen_ai.client.inference.operation.details"
 EVENT_ADAPTER_PARSE_FAILURE: Final = "dspy.adapter.parse_failure"
 EVENT_ADAPTER_FALLBACK: Final = "dspy.adapter.fallback"
 EVENT_STREAM_FIRST_CHUNK: Final = "dspy.lm.first_chunk"

@@ -108,6 +108,10 @@ class InstrumentationConfig:
     def content_on_spans(self) -> bool:
         return self.capture.on_spans
 
+    @property
+    def captures_content(self) -> bool:
+        return self.capture is not ContentCapture.NO_CONTENT
+
     @classmethod
     def resolve(
         cls,

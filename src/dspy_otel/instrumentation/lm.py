@@ -110,7 +110,7 @@ class LMHandler(Handler):
             if provider:
                 span.set_attribute(attr.LLM_PROVIDER, provider)
             span.set_attribute(attr.LLM_INVOCATION_PARAMETERS, json.dumps(params, default=str))
-        if config.content_on_spans:
+        if config.captures_content:
             messages = call.kwargs.get("messages")
             prompt = call.kwargs.get("prompt", call.args[0] if call.args else None)
             if messages is None and isinstance(prompt, str):
@@ -120,9 +120,9 @@ class LMHandler(Handler):
                 system = [m for m in messages if isinstance(m, dict) and m.get("role") == "system"]
                 rest = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
                 if system:
-                    telemetry.set_json(span, attr.GEN_AI_SYSTEM_INSTRUCTIONS,
-                                       [{"type": "text", "content": _text(m.get("content"))} for m in system])
-                telemetry.set_json(span, attr.GEN_AI_INPUT_MESSAGES, [genai_message(m) for m in rest])
+                    telemetry.record_content(call, attr.GEN_AI_SYSTEM_INSTRUCTIONS,
+                                             [{"type": "text", "content": _text(m.get("content"))} for m in system])
+                telemetry.record_content(call, attr.GEN_AI_INPUT_MESSAGES, [genai_message(m) for m in rest])
 
     def on_end(self, call: ActiveCall, result: Any) -> None:
         span, telemetry, config = call.span, self.telemetry, self.telemetry.config
@@ -148,13 +148,14 @@ class LMHandler(Handler):
                     span.set_attribute(key, value)
             if info.input_tokens is not None and info.output_tokens is not None:
                 span.set_attribute(attr.LLM_TOKEN_COUNT_TOTAL, info.input_tokens + info.output_tokens)
-        if config.content_on_spans:
+        if config.captures_content:
             telemetry.record_io(span, "output", result)
             if config.gen_ai and isinstance(result, list):
                 reasons = info.finish_reasons or ()
-                telemetry.set_json(span, attr.GEN_AI_OUTPUT_MESSAGES, [
+                telemetry.record_content(call, attr.GEN_AI_OUTPUT_MESSAGES, [
                     genai_output(output, reasons[i] if i < len(reasons) else "stop") for i, output in enumerate(result)
                 ])
+            telemetry.emit_content_event(call)
 
     def after(self, call: ActiveCall, error: BaseException | None) -> None:
         metrics = self.telemetry.metrics

@@ -34,16 +34,17 @@ class ToolHandler(Handler):
                 span.set_attribute(attr.GEN_AI_TOOL_DESCRIPTION, str(tool.desc)[:1024])
         if config.openinference:
             span.set_attribute(attr.TOOL_NAME, name)
-        if config.content_on_spans:
+        if config.captures_content:
             telemetry.record_io(span, "input", call.kwargs)
             if config.gen_ai:
-                telemetry.set_json(span, attr.GEN_AI_TOOL_CALL_ARGUMENTS, call.kwargs)
+                telemetry.record_content(call, attr.GEN_AI_TOOL_CALL_ARGUMENTS, call.kwargs)
 
     def on_end(self, call: ActiveCall, result: Any) -> None:
         telemetry = self.telemetry
         telemetry.record_io(call.span, "output", result)
-        if telemetry.config.content_on_spans and telemetry.config.gen_ai:
-            telemetry.set_json(call.span, attr.GEN_AI_TOOL_CALL_RESULT, result)
+        if telemetry.config.captures_content and telemetry.config.gen_ai:
+            telemetry.record_content(call, attr.GEN_AI_TOOL_CALL_RESULT, result)
+            telemetry.emit_content_event(call)
 
 
 class RetrieverHandler(Handler):

@@ -26,6 +26,8 @@ from dspy_otel.instrumentation.content import dumps, scrub_text
 
 logger = logging.getLogger("dspy_otel.instrumentation")
 
+_CONTENT_EVENT = "content_event"
+
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -40,12 +42,23 @@ class Telemetry:
         # methods in every new subclass) then pass calls straight through.
         self.enabled = True
 
-    def set_json(self, span: Span, key: str, value: Any) -> None:
-        """Record ``value`` as bounded, redacted JSON under ``key``; marks truncation."""
+    def record_content(self, call: ActiveCall, key: str, value: Any) -> None:
+        """GenAI content (messages, tool arguments) as bounded, redacted JSON: a span attribute and/or
+        an attribute of the call's content event, as the capture mode says."""
         text, truncated = dumps(value, self.config.max_content_length, self.config.redact_keys)
-        span.set_attribute(key, text)
+        if self.config.capture.on_spans:
+            call.span.set_attribute(key, text)
+        if self.config.capture.on_events:
+            call.data.setdefault(_CONTENT_EVENT, {})[key] = text
         if truncated:
-            span.set_attribute(attr.DSPY_CONTENT_TRUNCATED, True)
+            call.span.set_attribute(attr.DSPY_CONTENT_TRUNCATED, True)
+
+    @staticmethod
+    def emit_content_event(call: ActiveCall) -> None:
+        """The ``gen_ai.client.inference.operation.details`` event with the content gathered for ``call``."""
+        content = call.data.get(_CONTENT_EVENT)
+        if content:
+            call.span.add_event(attr.EVENT_OPERATION_DETAILS, content)
 
     def record_io(self, span: Span, key_family: str, value: Any) -> None:
         """Inputs (``key_family="input"``) or outputs in the MLflow and OpenInference families, if capturing."""

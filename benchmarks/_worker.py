@@ -3,9 +3,9 @@
 ``python _worker.py VARIANT PROCESSOR``; then, one JSON object per line on stdin:
 
 - ``{"cmd": "warmup", "calls": n}`` → ``{"spans": {workload: spans per call or null}}``
-- ``{"cmd": "run", "workload": w, "calls": n, "span_count": k}`` → ``{"cpu_ns": …, "wall_ns": …}``
-  (calling-thread CPU time and wall time of ``n`` calls; background export is flushed afterwards,
-  outside the timed region, so it cannot spill into another variant's block)
+- ``{"cmd": "run", "workload": w, "calls": n, "span_count": k}`` → ``{"cpu_ns": …, "wall_ns": …, "drain_ns": …}``
+  (calling-thread CPU time and wall time of ``n`` calls; then the time to drain background export,
+  which is done outside the timed region so it cannot spill into another variant's block)
 - ``{"cmd": "quit"}``
 
 Any failure is answered with ``{"error": "..."}``. Library output goes to stderr.
@@ -73,8 +73,9 @@ def timed_block(variant: Any, call: Any, count: int, span_count: int) -> dict[st
         for _ in range(count):
             timed()
         cpu, wall = time.thread_time_ns() - cpu, time.perf_counter_ns() - wall
+    drain = time.perf_counter_ns()
     variant.flush()
-    return {"cpu_ns": cpu, "wall_ns": wall}
+    return {"cpu_ns": cpu, "wall_ns": wall, "drain_ns": time.perf_counter_ns() - drain}
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 OURS = "ours-content-on"
 PEERS = ("mlflow", "openinference", "otel-genai")
 WORKLOADS = ("predict", "pipeline")
+ROW = "{:<18}{:>6}{:>10}{:>20}{:>9}{:>10}{:>10}  {}"
 
 
 class WorkerError(RuntimeError):
@@ -92,6 +93,9 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.close()
+        if self.error is None:  # a failed worker's log stays, for the path printed with its error
+            Path(self.log.name).unlink(missing_ok=True)
 
 
 @dataclass
@@ -100,6 +104,7 @@ class Samples:
 
     cpu: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
+    drain: list[float] = field(default_factory=list)  # draining background export after the block (not a difference)
 
 
 def median(values: list[float]) -> float:
@@ -128,18 +133,19 @@ def alive(workers: dict[str, Worker]) -> list[Worker]:
 
 
 def measure(args: argparse.Namespace, workers: dict[str, Worker], spans: dict[str, dict[str, int | None]]) -> tuple[
-        dict[str, dict[str, Samples]], dict[str, list[tuple[float, float]]]]:
+        dict[str, dict[str, Samples]], dict[str, list[tuple[float, float, float]]]]:
     """Rounds of interleaved (baseline, variant) block pairs; returns overheads and the baseline times."""
     rng = random.Random(args.seed)
     baseline = workers["baseline"]
     overheads = {w: {v: Samples() for v in workers if v != "baseline"} for w in args.workloads}
-    baselines: dict[str, list[tuple[float, float]]] = {w: [] for w in args.workloads}
+    baselines: dict[str, list[tuple[float, float, float]]] = {w: [] for w in args.workloads}
     timeout = 120 + args.calls * 0.5
 
-    def block(worker: Worker, workload: str) -> tuple[float, float]:
+    def block(worker: Worker, workload: str) -> tuple[float, float, float]:
         floor_spans = spans.get(OURS, {}).get(workload) or 0
         reply = worker.request(timeout, cmd="run", workload=workload, calls=args.calls, span_count=floor_spans)
-        return reply["cpu_ns"] / args.calls / 1e3, reply["wall_ns"] / args.calls / 1e3
+        cpu, wall, drain = (reply[key] / args.calls / 1e3 for key in ("cpu_ns", "wall_ns", "drain_ns"))
+        return cpu, wall, drain
 
     for round_index in range(args.rounds):
         started = time.monotonic()
@@ -163,6 +169,7 @@ def measure(args: argparse.Namespace, workers: dict[str, Worker], spans: dict[st
                 baselines[workload].append(base)
                 overheads[workload][worker.name].cpu.append(mine[0] - base[0])
                 overheads[workload][worker.name].wall.append(mine[1] - base[1])
+                overheads[workload][worker.name].drain.append(mine[2])
         print(f"round {round_index + 1}/{args.rounds} done in {time.monotonic() - started:.1f}s",
               file=sys.stderr, flush=True)
     return overheads, baselines
@@ -185,12 +192,13 @@ def ratio(ours: float, other: float) -> str:
 
 
 def report(args: argparse.Namespace, workers: dict[str, Worker], spans: dict[str, dict[str, int | None]],
-           overheads: dict[str, dict[str, Samples]], baselines: dict[str, list[tuple[float, float]]]) -> None:
+           overheads: dict[str, dict[str, Samples]], baselines: dict[str, list[tuple[float, float, float]]]) -> None:
     print(f"\nDSPy tracing overhead per call: {args.rounds} rounds x {args.calls} calls per block, "
           f"{args.processor} span processor, Python {sys.version.split()[0]}")
     print(versions())
-    print("overhead = variant minus baseline in the same round (µs per call); median over rounds [p25, p75];"
-          " CPU = calling-thread CPU time")
+    print("overhead = variant minus baseline in the same round (µs per call), median over rounds [p25, p75]; "
+          "CPU = calling-thread CPU time;\ndrain = wall time per call to finish background export after a block "
+          "(done outside the timed region)")
     for name, worker in workers.items():
         if worker.error is not None:
             print(f"  {name}: FAILED - {worker.error}")
@@ -198,8 +206,8 @@ def report(args: argparse.Namespace, workers: dict[str, Worker], spans: dict[str
         base_cpu = median([b[0] for b in baselines[workload]])
         base_wall = median([b[1] for b in baselines[workload]])
         print(f"\n== {workload}: baseline {base_cpu:.1f} µs CPU, {base_wall:.1f} µs wall per call ==")
-        print(f"{'variant':<18}{'spans':>6}{'CPU µs':>10}{'[p25, p75]':>20}{'% base':>9}{'wall µs':>10}  what")
-        print(f"{'baseline':<18}{'-':>6}{0.0:>10.1f}{'':>20}{0.0:>8.1f}%{0.0:>10.1f}  {VARIANTS['baseline']}")
+        print(ROW.format("variant", "spans", "CPU µs", "[p25, p75]", "% base", "wall µs", "drain µs", "what"))
+        print(ROW.format("baseline", "-", "0.0", "", "0.0%", "0.0", "0.0", VARIANTS["baseline"]))
         for name in VARIANTS:
             samples = overheads[workload].get(name)
             if name == "baseline" or samples is None or not samples.cpu:
@@ -207,8 +215,9 @@ def report(args: argparse.Namespace, workers: dict[str, Worker], spans: dict[str
             count = spans.get(OURS, {}).get(workload) if name == "floor" else spans.get(name, {}).get(workload)
             q1, q3 = quartiles(samples.cpu)
             cpu = median(samples.cpu)
-            print(f"{name:<18}{'-' if count is None else count:>6}{cpu:>10.1f}{f'[{q1:.1f}, {q3:.1f}]':>20}"
-                  f"{100 * cpu / base_cpu:>8.1f}%{median(samples.wall):>10.1f}  {VARIANTS[name]}")
+            print(ROW.format(name, "-" if count is None else count, f"{cpu:.1f}", f"[{q1:.1f}, {q3:.1f}]",
+                             f"{100 * cpu / base_cpu:.1f}%", f"{median(samples.wall):.1f}",
+                             f"{median(samples.drain):.1f}", VARIANTS[name]))
         print_targets(overheads[workload], base_cpu)
 
 
@@ -241,7 +250,7 @@ def print_targets(samples: dict[str, Samples], base_cpu: float) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--calls", type=int, default=200, help="calls per timed block (default 200)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed calls per workload first (default 30)")
     parser.add_argument("--processor", choices=("batch", "simple"), default="batch",

@@ -1,0 +1,267 @@
+"""Export throughput into a sqlite MLflow store: MlflowSpanExporter against MLflow's own DSPy tracing.
+
+The same DSPy program (the two-predictor pipeline of ``_workload.py`` over an in-process LM, about
+ten spans a call) is traced by ``DSPyInstrumentor`` + ``BatchSpanProcessor`` + ``MlflowSpanExporter``
+and by ``mlflow.dspy.autolog()``, each into its own fresh sqlite store, in interleaved rounds
+(ours, MLflow's, ours, …) in one process. A round runs its calls and then waits until everything is
+written (``exporter.force_flush()`` / ``mlflow.flush_trace_async_logging()``); throughput is what
+the store holds afterwards (counted in the database) divided by that wall time. Peak Python memory
+(tracemalloc) is measured in one extra round per path, so it does not slow the timed rounds.
+
+Then two checks from the issue, printed and not asserted:
+- 1,700 calls in a tight loop with default settings: how many traces arrive, how many are dropped;
+- a stalled tracking server (accepts connections, never answers): 100,000 program-shaped traces of
+  synthetic spans (not DSPy calls, to keep it short) must stay within the configured buffer.
+
+    python benchmarks/export.py                   # ~5 minutes
+    python benchmarks/export.py --calls 200 --rounds 2 --stalled-traces 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import socket
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="dspy-otel-bench-cache-"))
+
+import dspy  # noqa: E402
+import mlflow  # noqa: E402
+from _workload import QUESTION, DraftThenAnswer, make_lm  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+
+from dspy_otel.exporters import MlflowSpanExporter  # noqa: E402
+from dspy_otel.instrumentation import DSPyInstrumentor  # noqa: E402
+from dspy_otel.instrumentation import attributes as attr  # noqa: E402
+
+
+@dataclass
+class Round:
+    seconds: float = 0.0  # calls + complete write
+    drain: float = 0.0  # after the last call, until everything is written
+    traces: int = 0
+    spans: int = 0
+
+
+def stored(db: Path) -> tuple[int, int]:
+    """(traces, spans) in a sqlite MLflow store."""
+    with sqlite3.connect(db) as connection:
+        traces = connection.execute("SELECT count(*) FROM trace_info").fetchone()[0]
+        spans = connection.execute("SELECT count(*) FROM spans").fetchone()[0]
+    return traces, spans
+
+
+class Ours:
+    name = "dspy-otel MlflowSpanExporter"
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.exporter = MlflowSpanExporter(f"sqlite:///{db}", experiment_name="dspy-otel-bench")
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.instrumentor = DSPyInstrumentor()
+
+    def run(self, program: Callable[[], object], calls: int) -> float:
+        """Run the calls, wait until all is written; returns the seconds spent waiting after the calls."""
+        self.instrumentor.instrument(tracer_provider=self.provider, capture_content=True)
+        try:
+            for _ in range(calls):
+                program()
+            calls_done = time.perf_counter()
+            self.provider.force_flush()
+            self.exporter.force_flush(600_000)
+            return time.perf_counter() - calls_done
+        finally:
+            self.instrumentor.uninstrument()
+
+    def close(self) -> None:
+        self.provider.shutdown()
+
+
+class Mlflows:
+    name = "mlflow.dspy.autolog()"
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.uri = f"sqlite:///{db}"
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment("autolog-bench")
+
+    def run(self, program: Callable[[], object], calls: int) -> float:
+        """Run the calls, wait until all is written; returns the seconds spent waiting after the calls."""
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.dspy.autolog()
+        try:
+            for _ in range(calls):
+                program()
+            calls_done = time.perf_counter()
+            mlflow.flush_trace_async_logging()
+            return time.perf_counter() - calls_done
+        finally:
+            mlflow.dspy.autolog(disable=True)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def timed_round(path: Ours | Mlflows, program: Callable[[], object], calls: int) -> Round:
+    before = stored(path.db) if path.db.exists() else (0, 0)
+    gc.collect()
+    start = time.perf_counter()
+    drain = path.run(program, calls)
+    seconds = time.perf_counter() - start
+    after = stored(path.db)
+    return Round(seconds, drain, after[0] - before[0], after[1] - before[1])
+
+
+def peak_memory(path: Ours | Mlflows, program: Callable[[], object], calls: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    path.run(program, calls)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def compare(workdir: Path, calls: int, rounds: int) -> None:
+    program = DraftThenAnswer()
+    dspy.configure(lm=make_lm())
+    run = lambda: program(question=QUESTION)  # noqa: E731
+    paths = [Ours(workdir / "ours.db"), Mlflows(workdir / "mlflow-own.db")]
+    for path in paths:  # warm-up: stores created and migrated, code paths imported
+        path.run(run, 5)
+    totals = {path.name: Round() for path in paths}
+    per_round = max(1, calls // rounds)
+    for number in range(rounds):
+        for path in paths if number % 2 == 0 else reversed(paths):
+            result = timed_round(path, run, per_round)
+            total = totals[path.name]
+            total.seconds += result.seconds
+            total.drain += result.drain
+            total.traces += result.traces
+            total.spans += result.spans
+            print(f"  round {number + 1} {path.name:<30} {per_round} calls → {result.traces} traces, "
+                  f"{result.spans} spans in {result.seconds:.2f}s (drain {result.drain:.2f}s)", flush=True)
+    memory = {path.name: peak_memory(path, run, 200) for path in paths}
+    for path in paths:
+        path.close()
+
+    called = per_round * rounds
+    print(f"\nExport into sqlite, {called} program calls per path, {rounds} interleaved rounds "
+          f"(calls + complete write)")
+    print(f"{'path':<32}{'traces':>8}{'spans':>8}{'spans/trace':>12}{'traces/s':>10}{'spans/s':>10}"
+          f"{'drain s':>9}{'peak MiB (200 calls)':>22}")
+    rates = {}
+    for name, total in totals.items():
+        rates[name] = total.traces / total.seconds
+        print(f"{name:<32}{total.traces:>8}{total.spans:>8}{total.spans / max(total.traces, 1):>12.1f}"
+              f"{rates[name]:>10.1f}{total.spans / total.seconds:>10.1f}{total.drain:>9.2f}{memory[name]:>22.1f}")
+        if total.traces != called:
+            print(f"  !! {name}: {called - total.traces} of {called} traces missing from the store")
+    ours, theirs = (rates[path.name] for path in paths)
+    print(f"throughput ratio (traces/s, ours / MLflow's own): {ours / theirs:.1f}x  (target >= 10x)")
+
+
+def tight_loop(workdir: Path, calls: int) -> None:
+    """Default settings, no pauses: every trace must arrive."""
+    dspy.configure(lm=make_lm())
+    program = DraftThenAnswer()
+    db = workdir / "tight.db"
+    path = Ours(db)
+    start = time.perf_counter()
+    path.run(lambda: program(question=QUESTION), calls)
+    seconds = time.perf_counter() - start
+    traces, spans = stored(db)
+    print(f"\nTight loop, default settings: {calls} calls → {traces} traces / {spans} spans stored in "
+          f"{seconds:.1f}s; exporter dropped {path.exporter.dropped_spans} spans; "
+          f"{'zero dropped' if traces == calls and path.exporter.dropped_spans == 0 else 'LOSS'}")
+    path.close()
+
+
+class StalledServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers: a hung tracking server."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+
+def stalled(traces: int, buffer_spans: int) -> None:
+    server = StalledServer()
+    exporter = MlflowSpanExporter(server.url, experiment_id="0", max_buffer_spans=buffer_spans,
+                                  request_timeout=5, shutdown_timeout=1)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench.stalled")
+    payload = json.dumps({"question": QUESTION})
+    highest = 0
+    tracemalloc.start()
+    start = time.perf_counter()
+    for number in range(traces):
+        with tracer.start_as_current_span("DraftThenAnswer", attributes={attr.MLFLOW_SPAN_TYPE: "CHAIN",
+                                                                         attr.MLFLOW_SPAN_INPUTS: payload}):
+            for _ in range(7):
+                with tracer.start_as_current_span("Predict", attributes={attr.MLFLOW_SPAN_TYPE: "LLM",
+                                                                         attr.MLFLOW_SPAN_INPUTS: payload}):
+                    pass
+        if number % 1000 == 0:
+            highest = max(highest, exporter.pending_spans)
+    provider.force_flush()
+    highest = max(highest, exporter.pending_spans)
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    seconds = time.perf_counter() - start
+    print(f"\nStalled server, {traces} traces x 8 synthetic spans in {seconds:.0f}s, buffer {buffer_spans} spans: "
+          f"highest pending {highest} ({'within' if highest <= buffer_spans else 'BEYOND'} the buffer), "
+          f"dropped {exporter.dropped_spans}, exported {exporter.exported_spans}, "
+          f"traced memory now {current / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB")
+    provider.shutdown()
+    print(f"after shutdown: dropped {exporter.dropped_spans} of {traces * 8} spans, pending {exporter.pending_spans}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=1000, help="program calls per path in the comparison")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--tight-calls", type=int, default=1700)
+    parser.add_argument("--stalled-traces", type=int, default=100_000)
+    parser.add_argument("--stalled-buffer", type=int, default=10_000, help="max_buffer_spans for the stalled check")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, mlflow {mlflow.__version__}, dspy {dspy.__version__}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="dspy-otel-export-bench-") as tmp:
+        workdir = Path(tmp)
+        os.chdir(workdir)  # MLflow's default artifact root (./mlruns) lands in the temporary folder
+        compare(workdir, args.calls, args.rounds)
+        tight_loop(workdir, args.tight_calls)
+        stalled(args.stalled_traces, args.stalled_buffer)
+
+
+if __name__ == "__main__":
+    main()

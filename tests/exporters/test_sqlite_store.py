@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -221,6 +225,20 @@ def test_no_arguments_reads_mlflow_environment(tmp_path, monkeypatch):
     assert client.get_trace(mlflow_id(spans[0])).info.experiment_id == experiment.experiment_id
 
 
+def test_explicit_experiment_name_wins_over_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "31337")  # what mlflow.set_experiment() leaves behind
+    uri = f"sqlite:///{tmp_path / 'explicit.db'}"
+    exporter = MlflowSpanExporter(uri, experiment_name="explicit")
+    spans = recorded_spans(program_trace)
+    exporter.export(spans)
+    exporter.shutdown()
+
+    client = MlflowClient(uri)
+    assert exporter.dropped_spans == 0
+    assert client.get_trace(mlflow_id(spans[0])).info.experiment_id == client.get_experiment_by_name(
+        "explicit").experiment_id
+
+
 def test_default_destination_is_mlflow_db_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
@@ -264,3 +282,20 @@ def test_refused_write_is_counted_and_logged_with_its_cause(sqlite_uri, caplog):
     [record] = [r for r in caplog.records if "refused" in r.getMessage()]
     assert "424242" in record.getMessage() and "RESOURCE_DOES_NOT_EXIST" in record.getMessage()
     exporter.shutdown()
+
+
+def test_opentelemetry_instrument_launcher_uses_it(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("from opentelemetry import trace\n"
+                   "with trace.get_tracer('app').start_as_current_span('launched'):\n    pass\n")
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "mlflow", "OTEL_METRICS_EXPORTER": "none",
+           "OTEL_LOGS_EXPORTER": "none", "OTEL_SERVICE_NAME": "launched-app", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'launched.db'}"}
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(name, None)
+    launcher = Path(sys.executable).with_name("opentelemetry-instrument")
+    subprocess.run([str(launcher), sys.executable, str(app)], env=env, cwd=tmp_path, check=True, timeout=240)
+
+    [trace] = MlflowClient(f"sqlite:///{tmp_path / 'launched.db'}").search_traces(locations=["0"])
+    assert trace.info.tags["mlflow.traceName"] == "launched"
+    assert trace.info.tags["service.name"] == "launched-app"

@@ -47,9 +47,9 @@ class MlflowSpanExporter(SpanExporter):
         tracking_uri: ``sqlite:///…``, ``postgresql://…`` (any MLflow SQL store) or ``http(s)://``
             (a tracking server, through its ``/v1/traces`` OTLP endpoint); else ``MLFLOW_TRACKING_URI``,
             else ``sqlite:///mlflow.db`` in the working directory. The file store is refused.
-        experiment_id: else ``MLFLOW_EXPERIMENT_ID``.
-        experiment_name: used when no id is given (else ``MLFLOW_EXPERIMENT_NAME``); created if missing.
-            Without either, MLflow's default experiment ``0``.
+        experiment_id: the experiment to write to.
+        experiment_name: used when no id is given; created if missing. Without either argument,
+            ``MLFLOW_EXPERIMENT_ID``, then ``MLFLOW_EXPERIMENT_NAME``, then MLflow's default experiment ``0``.
         run_id: link traces to this run; by default the run active (in any thread) at export time.
         max_buffer_spans: spans held in memory waiting for delivery (including the batch being
             retried); beyond it new spans are dropped and counted.
@@ -65,12 +65,10 @@ class MlflowSpanExporter(SpanExporter):
                  max_batch_spans: int = DEFAULT_MAX_BATCH_SPANS, retry_timeout: float = 120.0,
                  request_timeout: float = 30.0, shutdown_timeout: float = 30.0) -> None:
         self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-        self._destination = make_destination(
-            self.tracking_uri,
-            experiment_id or os.environ.get("MLFLOW_EXPERIMENT_ID") or None,
-            experiment_name or os.environ.get("MLFLOW_EXPERIMENT_NAME") or None,
-            request_timeout,
-        )
+        if experiment_id is None and experiment_name is None:
+            experiment_id = os.environ.get("MLFLOW_EXPERIMENT_ID") or None
+            experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
+        self._destination = make_destination(self.tracking_uri, experiment_id, experiment_name, request_timeout)
         self._run_id = run_id
         self._buffer = SpanBuffer(max_buffer_spans)
         self._max_batch_spans = max(1, max_batch_spans)

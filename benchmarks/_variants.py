@@ -11,6 +11,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import context, trace
@@ -165,7 +166,9 @@ class Mlflow(Variant):
 
         self._tmp = tempfile.TemporaryDirectory(prefix="dspy-otel-bench-")
         mlflow.set_tracking_uri(f"sqlite:///{self._tmp.name}/mlflow.db")
-        mlflow.set_experiment("overhead")
+        # trace artifacts would otherwise land in ./mlruns
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(
+            "overhead", artifact_location=Path(self._tmp.name, "artifacts").as_uri()))
         mlflow.dspy.autolog()
         self.mlflow = mlflow
 

@@ -46,14 +46,14 @@ class WorkerError(RuntimeError):
 class Worker:
     """A variant's process; requests and replies are JSON lines, its stderr goes to a log file."""
 
-    def __init__(self, name: str, processor: str) -> None:
+    def __init__(self, name: str, processor: str, workdir: str) -> None:
         self.name = name
         self.error: str | None = None
         self.log = tempfile.NamedTemporaryFile(prefix=f"overhead-{name}-", suffix=".log", delete=False)
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "_worker.py"), name, processor],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=HERE, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=workdir, env=env,
         )
 
     def receive(self, timeout: float) -> dict[str, Any]:
@@ -118,8 +118,8 @@ def quartiles(values: list[float]) -> tuple[float, float]:
     return q1, q3
 
 
-def start_workers(names: list[str], processor: str, timeout: float) -> dict[str, Worker]:
-    workers = {name: Worker(name, processor) for name in names}  # start in parallel; nothing is timed yet
+def start_workers(names: list[str], processor: str, timeout: float, workdir: str) -> dict[str, Worker]:
+    workers = {name: Worker(name, processor, workdir) for name in names}  # start in parallel; nothing is timed yet
     for worker in workers.values():
         try:
             worker.receive(timeout)
@@ -277,7 +277,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"starting {len(args.variants)} workers ...", file=sys.stderr, flush=True)
-    workers = start_workers(args.variants, args.processor, args.startup_timeout)
+    workdir = tempfile.TemporaryDirectory(prefix="dspy-otel-overhead-")  # whatever a library writes to its cwd
+    workers = start_workers(args.variants, args.processor, args.startup_timeout, workdir.name)
     try:
         if workers["baseline"].error is not None:
             print(f"baseline failed: {workers['baseline'].error}", file=sys.stderr)
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for worker in workers.values():
             worker.stop()
+        workdir.cleanup()
     return 0
 
 

@@ -160,3 +160,36 @@ def _run_app(script: str, workdir: Path, env: dict[str, str]) -> dict:
                           text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_autolog_warns_when_mlflow_dspy_autolog_is_on_too(store: str, caplog: pytest.LogCaptureFixture) -> None:
+    import mlflow
+
+    mlflow.dspy.autolog()
+    try:
+        with caplog.at_level(logging.WARNING, logger="dspy_otel"):
+            dspy_otel.autolog(tracking_uri=store)
+    finally:
+        mlflow.dspy.autolog(disable=True)
+    assert "mlflow.dspy.autolog() is enabled too" in caplog.text
+
+
+def test_silent_setup_logs_nothing(store: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="dspy_otel"):
+        dspy_otel.autolog(tracking_uri=store, silent=True)
+        assert caplog.records == []
+        dspy_otel.autolog(disable=True)
+        dspy_otel.autolog(tracking_uri=store)
+    assert "tracing DSPy to MLflow" in caplog.text
+
+
+def test_spans_are_flushed_at_interpreter_exit(tmp_path: Path, app_env: dict[str, str],
+                                               check_program_traces: Callable[..., None]) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = ("import sys, program, dspy_otel\n"
+              "dspy_otel.autolog(tracking_uri=sys.argv[1], experiment_name='exit')\n"
+              "program.configure_from_env()\nprogram.run()\n")  # no flush: exit must deliver
+    done = subprocess.run([sys.executable, "-c", script, store], env=app_env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check_program_traces(traces_in(store, "exit"))

@@ -154,11 +154,6 @@ def autolog(
         return _session
 
 
-def active_session() -> AutologSession | None:
-    """The session set up by the last :func:`autolog` call, if it is still enabled."""
-    return _session
-
-
 def _setup(settings: AutologSettings) -> AutologSession:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider

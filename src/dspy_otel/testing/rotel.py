@@ -60,7 +60,7 @@ class RotelCollector:
 
     ``env_files`` are rotel env files (applied in order), ``variables`` fill their ``${VAR}``
     placeholders (on top of ``os.environ``), ``overrides`` are final ``ROTEL_*`` settings.
-    Use :meth:`start` / :meth:`stop` (also :meth:`restart`), or the context manager.
+    Use :meth:`start` / :meth:`stop` (again and again: the ports stay), or the context manager.
     """
 
     def __init__(
@@ -103,10 +103,6 @@ class RotelCollector:
     def traces_url(self) -> str:
         return f"{self.http_endpoint}/v1/traces"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def start(self, timeout: float = READY_TIMEOUT_S) -> RotelCollector:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROTEL_")}
         env.update(self.settings)
@@ -132,10 +128,6 @@ class RotelCollector:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-    def restart(self) -> RotelCollector:
-        self.stop()
-        return self.start()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

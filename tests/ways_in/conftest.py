@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator

@@ -21,13 +21,24 @@ ADAPTER_STEP_KEY = context.create_key("dspy_otel.adapter_step")
 class AdapterHandler(Handler):
     """``Adapter.__call__`` / ``acall``: one PARSER span per adapter run."""
 
+    span_type = attr.SpanType.PARSER
+
+    def __init__(self, telemetry: Any) -> None:
+        super().__init__(telemetry)
+        self._static: dict[type, dict[str, Any]] = {}
+
+    def static_attributes(self, instance: Any) -> dict[str, Any]:
+        found = self._static.get(type(instance))
+        if found is None:
+            found = self._static[type(instance)] = {**(self._type_attributes or {}),
+                                                    attr.DSPY_ADAPTER: type(instance).__name__}
+        return found
+
     def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return type(instance).__name__
 
     def on_start(self, call: ActiveCall) -> None:
         span = call.span
-        self.telemetry.set_span_type(span, attr.SpanType.PARSER)
-        span.set_attribute(attr.DSPY_ADAPTER, type(call.instance).__name__)
         signature = call.kwargs.get("signature", call.args[2] if len(call.args) > 2 else None)
         if signature is not None:
             span.set_attribute(attr.DSPY_SIGNATURE_NAME, getattr(signature, "__name__", "Signature"))
@@ -43,6 +54,7 @@ class AdapterStepHandler(Handler):
     """``format`` or ``parse`` of an adapter, as a PARSER child span."""
 
     context_key = ADAPTER_STEP_KEY
+    span_type = attr.SpanType.PARSER
 
     def __init__(self, telemetry: Any, step: str) -> None:
         super().__init__(telemetry)
@@ -56,7 +68,6 @@ class AdapterStepHandler(Handler):
         return f"{type(instance).__name__}.{self.step}"
 
     def on_start(self, call: ActiveCall) -> None:
-        self.telemetry.set_span_type(call.span, attr.SpanType.PARSER)
         if self.step == "parse":
             completion = call.kwargs.get("completion", call.args[1] if len(call.args) > 1 else None)
             self.telemetry.record_io(call.span, "input", {"completion": completion})
@@ -66,6 +77,8 @@ class AdapterStepHandler(Handler):
             self.telemetry.record_io(call.span, "input", {"inputs": inputs, "demos_count": len(demos or ())})
 
     def on_end(self, call: ActiveCall, result: Any) -> None:
+        if self.step == "format" and isinstance(result, list):
+            result = {"messages": len(result)}  # the messages themselves are the LM span's input
         self.telemetry.record_io(call.span, "output", result)
 
     def on_error(self, call: ActiveCall, error: BaseException) -> None:

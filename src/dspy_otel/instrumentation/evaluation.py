@@ -15,12 +15,13 @@ COMPILE_KEY = context.create_key("dspy_otel.compile")
 class EvaluateHandler(Handler):
     """``Evaluate.__call__``: an EVALUATOR span with example count, threads and score."""
 
+    span_type = attr.SpanType.EVALUATOR
+
     def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return type(instance).__name__
 
     def on_start(self, call: ActiveCall) -> None:
         span, evaluate, kwargs = call.span, call.instance, call.kwargs
-        self.telemetry.set_span_type(span, attr.SpanType.EVALUATOR)
         devset = kwargs.get("devset") or getattr(evaluate, "devset", None) or ()
         span.set_attribute(attr.DSPY_EVALUATE_NUM_EXAMPLES, len(devset))
         threads = kwargs.get("num_threads") or getattr(evaluate, "num_threads", None)
@@ -41,6 +42,7 @@ class CompileHandler(Handler):
     """``Teleprompter.compile`` of each optimizer class: one CHAIN span per optimization."""
 
     context_key = COMPILE_KEY
+    span_type = attr.SpanType.CHAIN
 
     def skip(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         outer = current_call(COMPILE_KEY)
@@ -51,7 +53,6 @@ class CompileHandler(Handler):
 
     def on_start(self, call: ActiveCall) -> None:
         span = call.span
-        self.telemetry.set_span_type(span, attr.SpanType.CHAIN)
         span.set_attribute(attr.DSPY_OPTIMIZER_CLASS, type(call.instance).__qualname__)
         trainset = call.kwargs.get("trainset")
         if trainset is not None:

@@ -57,11 +57,13 @@ class LMHandler(Handler):
     """``BaseLM.__call__`` / ``acall``."""
 
     context_key = LM_CALL_KEY
+    measures = True
 
     def __init__(self, telemetry: Telemetry, remote_cls: type | None) -> None:
         super().__init__(telemetry)
         self._remote_cls = remote_cls
         self._models: dict[str, tuple[str | None, str]] = {}
+        self._static: dict[tuple[type, Any, Any], dict[str, Any]] = {}
 
     def skip(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         outer = current_call(LM_CALL_KEY)
@@ -83,6 +85,28 @@ class LMHandler(Handler):
     def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return f"{self.operation(instance)} {self.model(instance)[1]}"
 
+    def static_attributes(self, instance: Any) -> dict[str, Any]:
+        key = (type(instance), getattr(instance, "model", None), getattr(instance, "model_type", "chat"))
+        found = self._static.get(key)
+        if found is None:
+            found = self._static[key] = self._lm_attributes(instance)
+        return found
+
+    def _lm_attributes(self, lm: Any) -> dict[str, Any]:
+        config = self.telemetry.config
+        provider, model = self.model(lm)
+        span_type = attr.SpanType.CHAT_MODEL if getattr(lm, "model_type", "chat") == "chat" else attr.SpanType.LLM
+        found: dict[str, Any] = {**self.telemetry.span_type_attributes(span_type), attr.DSPY_LM_CLASS: type(lm).__name__}
+        if config.gen_ai:
+            found[attr.GEN_AI_OPERATION_NAME] = self.operation(lm)
+            found[attr.GEN_AI_PROVIDER_NAME] = provider or "dspy"
+            found[attr.GEN_AI_REQUEST_MODEL] = model
+        if config.openinference:
+            found[attr.LLM_MODEL_NAME] = model
+            if provider:
+                found[attr.LLM_PROVIDER] = provider
+        return found
+
     def on_start(self, call: ActiveCall) -> None:
         span, lm, telemetry, config = call.span, call.instance, self.telemetry, self.telemetry.config
         defaults = getattr(lm, "kwargs", None) or {}
@@ -93,36 +117,29 @@ class LMHandler(Handler):
             if isinstance(headers, dict):
                 for value in headers.values():
                     remember_secret(value)
-        provider, model = self.model(lm)
-        telemetry.set_span_type(span, attr.SpanType.CHAT_MODEL if getattr(lm, "model_type", "chat") == "chat"
-                                else attr.SpanType.LLM)
-        span.set_attribute(attr.DSPY_LM_CLASS, type(lm).__name__)
         params = {key: call.kwargs.get(key, defaults.get(key)) for key in REQUEST_PARAMETERS}
         params = {key: value for key, value in params.items() if value is not None}
         if config.gen_ai:
-            span.set_attribute(attr.GEN_AI_OPERATION_NAME, self.operation(lm))
-            span.set_attribute(attr.GEN_AI_PROVIDER_NAME, provider or "dspy")
-            span.set_attribute(attr.GEN_AI_REQUEST_MODEL, model)
             for key, value in params.items():
                 span.set_attribute(REQUEST_PARAMETERS[key], [value] if key == "stop" and isinstance(value, str) else value)
         if config.openinference:
-            span.set_attribute(attr.LLM_MODEL_NAME, model)
-            if provider:
-                span.set_attribute(attr.LLM_PROVIDER, provider)
             span.set_attribute(attr.LLM_INVOCATION_PARAMETERS, json.dumps(params, default=str))
         if config.captures_content:
             messages = call.kwargs.get("messages")
             prompt = call.kwargs.get("prompt", call.args[0] if call.args else None)
             if messages is None and isinstance(prompt, str):
                 messages = [{"role": "user", "content": prompt}]
-            telemetry.record_io(span, "input", {"messages": messages, **params} if messages is not None else params)
-            if config.gen_ai and isinstance(messages, list):
-                system = [m for m in messages if isinstance(m, dict) and m.get("role") == "system"]
-                rest = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+            clean = telemetry.clean(messages)  # redacted once, recorded up to three ways below
+            telemetry.record_io(span, "input", {"messages": clean, **params} if clean is not None else params,
+                                clean=True)
+            if config.gen_ai and isinstance(clean, list):
+                system = [m for m in clean if isinstance(m, dict) and m.get("role") == "system"]
+                rest = [m for m in clean if not (isinstance(m, dict) and m.get("role") == "system")]
                 if system:
                     telemetry.record_content(call, attr.GEN_AI_SYSTEM_INSTRUCTIONS,
-                                             [{"type": "text", "content": _text(m.get("content"))} for m in system])
-                telemetry.record_content(call, attr.GEN_AI_INPUT_MESSAGES, [genai_message(m) for m in rest])
+                                             [{"type": "text", "content": _text(m.get("content"))} for m in system],
+                                             clean=True)
+                telemetry.record_content(call, attr.GEN_AI_INPUT_MESSAGES, [genai_message(m) for m in rest], clean=True)
 
     def on_end(self, call: ActiveCall, result: Any) -> None:
         span, telemetry, config = call.span, self.telemetry, self.telemetry.config

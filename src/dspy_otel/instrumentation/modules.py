@@ -78,6 +78,7 @@ class ModuleHandler(Handler):
         self._predict_cls = predict_cls
         self._react_cls = react_cls
         self._categories: dict[type, str] = {}
+        self._static: dict[Any, dict[str, Any]] = {}
         self.signatures = Signatures()
         self.predictor_path = PredictorPaths()
 
@@ -110,16 +111,37 @@ class ModuleHandler(Handler):
             ctx = context.set_value(ROOT_MODULE_KEY, call.instance, ctx)
         return ctx
 
-    def on_start(self, call: ActiveCall) -> None:
-        span, instance, telemetry = call.span, call.instance, self.telemetry
+    def static_attributes(self, instance: Any) -> dict[str, Any]:
+        cls = type(instance)
+        key = (cls, instance.signature) if self.category(instance) == PREDICTOR else cls
+        found = self._static.get(key)
+        if found is None:
+            found = self._static[key] = self._class_attributes(instance)
+        return found
+
+    def _class_attributes(self, instance: Any) -> dict[str, Any]:
+        telemetry, cls = self.telemetry, type(instance)
         category = self.category(instance)
-        span.set_attribute(attr.DSPY_MODULE_CLASS, f"{type(instance).__module__}.{type(instance).__qualname__}")
+        found: dict[str, Any] = {attr.DSPY_MODULE_CLASS: f"{cls.__module__}.{cls.__qualname__}"}
         if category == PREDICTOR:
-            telemetry.set_span_type(span, attr.SpanType.LLM)
+            found.update(telemetry.span_type_attributes(attr.SpanType.LLM))
             signature = self.signatures(instance.signature)
-            span.set_attribute(attr.DSPY_SIGNATURE_NAME, signature.name)
-            span.set_attribute(attr.DSPY_SIGNATURE_INPUT_FIELDS, signature.input_fields)
-            span.set_attribute(attr.DSPY_SIGNATURE_OUTPUT_FIELDS, signature.output_fields)
+            found[attr.DSPY_SIGNATURE_NAME] = signature.name
+            found[attr.DSPY_SIGNATURE_INPUT_FIELDS] = signature.input_fields
+            found[attr.DSPY_SIGNATURE_OUTPUT_FIELDS] = signature.output_fields
+        elif category == AGENT:
+            found.update(telemetry.span_type_attributes(attr.SpanType.AGENT))
+            if telemetry.config.gen_ai:
+                found[attr.GEN_AI_OPERATION_NAME] = attr.OPERATION_INVOKE_AGENT
+                found[attr.GEN_AI_AGENT_NAME] = cls.__name__
+        else:
+            found.update(telemetry.span_type_attributes(attr.SpanType.CHAIN))
+        return found
+
+    def on_start(self, call: ActiveCall) -> None:
+        span, instance = call.span, call.instance
+        category = self.category(instance)
+        if category == PREDICTOR:
             demos = call.kwargs.get("demos", getattr(instance, "demos", None)) or ()
             span.set_attribute(attr.DSPY_DEMOS_COUNT, len(demos))
             root = context.get_value(ROOT_MODULE_KEY)
@@ -127,15 +149,8 @@ class ModuleHandler(Handler):
             if path:
                 span.set_attribute(attr.DSPY_PREDICTOR_PATH, path)
         elif category == AGENT:
-            telemetry.set_span_type(span, attr.SpanType.AGENT)
-            tools = [name for name in getattr(instance, "tools", {}) if name != "finish"]
-            span.set_attribute(attr.DSPY_AGENT_TOOLS, tools)
-            if telemetry.config.gen_ai:
-                span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.OPERATION_INVOKE_AGENT)
-                span.set_attribute(attr.GEN_AI_AGENT_NAME, type(instance).__name__)
-        else:
-            telemetry.set_span_type(span, attr.SpanType.CHAIN)
-        telemetry.record_io(span, "input", call_inputs(call.args, call.kwargs))
+            span.set_attribute(attr.DSPY_AGENT_TOOLS, [name for name in getattr(instance, "tools", {}) if name != "finish"])
+        self.telemetry.record_io(span, "input", call_inputs(call.args, call.kwargs))
 
     def on_end(self, call: ActiveCall, result: Any) -> None:
         if self.category(call.instance) == AGENT:

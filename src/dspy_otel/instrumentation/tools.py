@@ -17,13 +17,14 @@ FINISH_TOOL = "finish"
 class ToolHandler(Handler):
     """``Tool.__call__`` / ``acall``: ``execute_tool {name}``; ReAct's ``finish`` is marked ``dspy.tool.is_finish``."""
 
+    span_type = attr.SpanType.TOOL
+
     def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return f"execute_tool {getattr(instance, 'name', None) or type(instance).__name__}"
 
     def on_start(self, call: ActiveCall) -> None:
         span, tool, telemetry, config = call.span, call.instance, self.telemetry, self.telemetry.config
         name = getattr(tool, "name", None) or type(tool).__name__
-        telemetry.set_span_type(span, attr.SpanType.TOOL)
         if name == FINISH_TOOL:
             span.set_attribute(attr.DSPY_TOOL_IS_FINISH, True)
         if config.gen_ai:
@@ -50,11 +51,12 @@ class ToolHandler(Handler):
 class RetrieverHandler(Handler):
     """``dspy.Retrieve.__call__`` and ``dspy.retrievers.Embeddings.__call__``: RETRIEVER spans."""
 
+    span_type = attr.SpanType.RETRIEVER
+
     def name(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         return type(instance).__name__
 
     def on_start(self, call: ActiveCall) -> None:
-        self.telemetry.set_span_type(call.span, attr.SpanType.RETRIEVER)
         k = call.kwargs.get("k", getattr(call.instance, "k", None))
         if isinstance(k, int):
             call.span.set_attribute(attr.DSPY_RETRIEVER_K, k)
@@ -66,6 +68,8 @@ class RetrieverHandler(Handler):
 
 class EmbedderHandler(Handler):
     """``dspy.Embedder.__call__`` / ``acall``: ``embeddings {model}``."""
+
+    span_type = attr.SpanType.EMBEDDING
 
     def span_kind(self, instance: Any) -> SpanKind:
         return SpanKind.CLIENT if isinstance(getattr(instance, "model", None), str) else SpanKind.INTERNAL
@@ -79,7 +83,6 @@ class EmbedderHandler(Handler):
 
     def on_start(self, call: ActiveCall) -> None:
         span, telemetry = call.span, self.telemetry
-        telemetry.set_span_type(span, attr.SpanType.EMBEDDING)
         provider, model = self._model(call.instance)
         if telemetry.config.gen_ai:
             span.set_attribute(attr.GEN_AI_OPERATION_NAME, attr.OPERATION_EMBEDDINGS)

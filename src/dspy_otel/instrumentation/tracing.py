@@ -10,10 +10,11 @@ exception passes through untouched.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context, trace
@@ -22,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from dspy_otel.instrumentation import attributes as attr
 from dspy_otel.instrumentation.config import InstrumentationConfig
-from dspy_otel.instrumentation.content import dumps, scrub_text
+from dspy_otel.instrumentation.content import dumps, scrub_text, to_jsonable, truncate
 
 logger = logging.getLogger("dspy_otel.instrumentation")
 
@@ -42,10 +43,19 @@ class Telemetry:
         # methods in every new subclass) then pass calls straight through.
         self.enabled = True
 
-    def record_content(self, call: ActiveCall, key: str, value: Any) -> None:
+    def clean(self, value: Any) -> Any:
+        """``value`` made JSON-able and redacted, for recording more than once (pass ``clean=True`` then)."""
+        return to_jsonable(value, self.config.redact_keys)
+
+    def _dumps(self, value: Any, clean: bool) -> tuple[str, bool]:
+        if clean:
+            return truncate(json.dumps(value, ensure_ascii=False), self.config.max_content_length)
+        return dumps(value, self.config.max_content_length, self.config.redact_keys)
+
+    def record_content(self, call: ActiveCall, key: str, value: Any, clean: bool = False) -> None:
         """GenAI content (messages, tool arguments) as bounded, redacted JSON: a span attribute and/or
         an attribute of the call's content event, as the capture mode says."""
-        text, truncated = dumps(value, self.config.max_content_length, self.config.redact_keys)
+        text, truncated = self._dumps(value, clean)
         if self.config.capture.on_spans:
             call.span.set_attribute(key, text)
         if self.config.capture.on_events:
@@ -60,12 +70,12 @@ class Telemetry:
         if content:
             call.span.add_event(attr.EVENT_OPERATION_DETAILS, content)
 
-    def record_io(self, span: Span, key_family: str, value: Any) -> None:
+    def record_io(self, span: Span, key_family: str, value: Any, clean: bool = False) -> None:
         """Inputs (``key_family="input"``) or outputs in the MLflow and OpenInference families, if capturing."""
         config = self.config
         if not config.content_on_spans:
             return
-        text, truncated = dumps(value, config.max_content_length, config.redact_keys)
+        text, truncated = self._dumps(value, clean)
         if config.mlflow:
             span.set_attribute(attr.MLFLOW_SPAN_INPUTS if key_family == "input" else attr.MLFLOW_SPAN_OUTPUTS, text)
         if config.openinference:
@@ -74,22 +84,28 @@ class Telemetry:
         if truncated:
             span.set_attribute(attr.DSPY_CONTENT_TRUNCATED, True)
 
-    def set_span_type(self, span: Span, span_type: str) -> None:
+    def span_type_attributes(self, span_type: str) -> dict[str, str]:
+        """``mlflow.spanType`` and/or ``openinference.span.kind`` for an MLflow span type."""
+        found = {}
         if self.config.mlflow:
-            span.set_attribute(attr.MLFLOW_SPAN_TYPE, span_type)
+            found[attr.MLFLOW_SPAN_TYPE] = span_type
         if self.config.openinference:
-            span.set_attribute(attr.OPENINFERENCE_SPAN_KIND, attr.OPENINFERENCE_KIND[span_type])
+            found[attr.OPENINFERENCE_SPAN_KIND] = attr.OPENINFERENCE_KIND[span_type]
+        return found
 
 
 class Handler:
     """One traced concern. Subclasses set ``kind`` and override the hooks they need."""
 
     kind: SpanKind = SpanKind.INTERNAL
+    #: the MLflow span type of every span this handler makes (``None``: decided per instance)
+    span_type: str | None = None
     #: a context key set to the active call while the span is current (``None``: not published)
     context_key: str | None = None
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
+        self._type_attributes = telemetry.span_type_attributes(self.span_type) if self.span_type else None
 
     def skip(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """True to run the call untraced (e.g. a nested call that another span of ours already covers)."""
@@ -101,6 +117,11 @@ class Handler:
     def span_kind(self, instance: Any) -> SpanKind:
         return self.kind
 
+    def static_attributes(self, instance: Any) -> Mapping[str, Any] | None:
+        """Attributes that depend only on the instance's class and configuration (cache them); given to
+        ``start_span`` in one piece."""
+        return self._type_attributes
+
     def on_start(self, call: ActiveCall) -> None:
         """Record request attributes; called only when the span is recording."""
 
@@ -109,6 +130,9 @@ class Handler:
 
     def on_error(self, call: ActiveCall, error: BaseException) -> None:
         """Extra bookkeeping for a failed call (the error itself is recorded for every handler)."""
+
+    #: True for handlers whose ``after`` records metrics, which must run even when the trace is sampled out.
+    measures = False
 
     def after(self, call: ActiveCall, error: BaseException | None) -> None:
         """Runs for every traced call, recording or not (metrics)."""
@@ -139,7 +163,13 @@ def begin(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[s
     try:
         if not (handler.telemetry.enabled and is_instrumentation_enabled()) or handler.skip(instance, args, kwargs):
             return None
-        span = handler.telemetry.tracer.start_span(handler.name(instance, args, kwargs), kind=handler.span_kind(instance))
+        parent = trace.get_current_span()
+        parent_context = parent.get_span_context()
+        if parent_context.is_valid and not parent_context.trace_flags.sampled and not parent.is_recording():
+            return _unsampled(handler, instance, args, kwargs)
+        span = handler.telemetry.tracer.start_span(handler.name(instance, args, kwargs),
+                                                   kind=handler.span_kind(instance),
+                                                   attributes=handler.static_attributes(instance))
         call = ActiveCall(handler, span, instance, args, kwargs)
         if span.is_recording():
             try:
@@ -154,6 +184,17 @@ def begin(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[s
     except Exception:  # noqa: BLE001
         logger.debug("dspy-otel: could not start a span", exc_info=True)
         return None
+
+
+def _unsampled(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveCall | None:
+    """Inside a trace the sampler dropped, child spans would be dropped too (every built-in sampler decides
+    per trace): make none, and keep only what metrics need."""
+    if not handler.measures:
+        return None
+    call = ActiveCall(handler, trace.INVALID_SPAN, instance, args, kwargs)
+    if handler.context_key is not None:
+        call.token = context.attach(context.set_value(handler.context_key, call))
+    return call
 
 
 def finish(call: ActiveCall, result: Any = None, error: BaseException | None = None) -> None:

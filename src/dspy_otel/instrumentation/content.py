@@ -32,11 +32,12 @@ _MAX_ITEMS = 256
 _MAX_ARRAY = 1024
 _MIN_SECRET_LENGTH = 8
 
-# One cheap scan decides whether the substitutions below need to run at all.
-_SUSPECT = re.compile(r"://|[?&][a-z_\-]*(?:key|token|sig|signature|password|secret)=|\b(?:bearer|basic|token)\s", re.I)
+_SCRUBBED_CACHE_SIZE = 512
+_SCRUBBED_MIN_LENGTH = 256  # long texts (prompts) repeat call after call: scrub each once
 _known_secrets: tuple[str, ...] = ()
 _known_lock = threading.Lock()
 _secret_key_cache: dict[tuple[str, frozenset[str]], bool] = {}
+_scrubbed: dict[str, str] = {}
 
 
 def remember_secret(value: object) -> None:
@@ -46,6 +47,7 @@ def remember_secret(value: object) -> None:
         with _known_lock:
             if value not in _known_secrets:
                 _known_secrets = (*_known_secrets, value)
+                _scrubbed.clear()
 
 
 def is_secret_key(key: str, extra: frozenset[str] = frozenset()) -> bool:
@@ -60,14 +62,28 @@ def is_secret_key(key: str, extra: frozenset[str] = frozenset()) -> bool:
 
 def scrub_text(text: str) -> str:
     """Remove credentials from free text (known secret values, bearer tokens, URL user info and token params)."""
+    if len(text) < _SCRUBBED_MIN_LENGTH:
+        return _scrub(text)
+    found = _scrubbed.get(text)
+    if found is None:
+        if len(_scrubbed) >= _SCRUBBED_CACHE_SIZE:
+            _scrubbed.clear()
+        found = _scrubbed[text] = _scrub(text)
+    return found
+
+
+def _scrub(text: str) -> str:
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    if _SUSPECT.search(text) is None:
-        return text
-    text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
-    text = _URL_SECRET_QUERY.sub(lambda m: f"{m.group('name')}{REDACTED}", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    if "=" in text:
+        text = _URL_SECRET_QUERY.sub(lambda m: f"{m.group('name')}{REDACTED}", text)
+    lowered = text.lower()
+    if "bearer" in lowered or "basic" in lowered or "token" in lowered:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    return text
 
 
 def to_jsonable(value: Any, redact_keys: frozenset[str] = frozenset()) -> Any:
@@ -76,10 +92,23 @@ def to_jsonable(value: Any, redact_keys: frozenset[str] = frozenset()) -> Any:
 
 
 def _convert(value: Any, extra: frozenset[str], active: set[int], depth: int) -> Any:
-    if value is None or isinstance(value, (bool, int)):
+    kind = type(value)
+    if kind is str:
+        return scrub_text(value)
+    if value is None or kind is int or kind is bool:
         return value
+    if kind is dict and depth < _MAX_DEPTH and id(value) not in active:  # the common case, inlined
+        active.add(id(value))
+        try:
+            return _convert_mapping(value.items(), extra, active, depth + 1)
+        except Exception:  # noqa: BLE001 - e.g. a key whose str() fails
+            return "<dict>"
+        finally:
+            active.discard(id(value))
     if isinstance(value, str):
         return scrub_text(value)
+    if isinstance(value, (bool, int)):
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if depth >= _MAX_DEPTH:

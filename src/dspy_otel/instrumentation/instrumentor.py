@@ -59,9 +59,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             )
             tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"),
                                       schema_url=attr.SEMCONV_SCHEMA_URL)
-            meter = metrics.get_meter(__name__, __version__, kwargs.get("meter_provider"),
-                                      schema_url=attr.SEMCONV_SCHEMA_URL)
-            self._telemetry = Telemetry(tracer, self.config, GenAIMetrics(meter))
+            self._telemetry = Telemetry(tracer, self.config, _metrics(kwargs.get("meter_provider")))
             self._install(self._patcher, dspy_classes(), self._telemetry)
         except Exception:  # noqa: BLE001 - instrumenting must never break the program
             logger.warning("dspy-otel: instrumentation failed; DSPy runs untraced", exc_info=True)
@@ -105,6 +103,15 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if self._patcher is not None:
             self._patcher.restore()
             self._patcher = None
+
+
+def _metrics(meter_provider: metrics.MeterProvider | None) -> GenAIMetrics | None:
+    """GenAI metrics through ``meter_provider`` or the global one; ``None`` (no per-call metric work) when
+    neither is configured, i.e. the global provider is still OpenTelemetry's placeholder or a no-op."""
+    provider = meter_provider or metrics.get_meter_provider()
+    if type(provider).__name__ in {"_ProxyMeterProvider", "NoOpMeterProvider"}:
+        return None
+    return GenAIMetrics(provider.get_meter(__name__, __version__, schema_url=attr.SEMCONV_SCHEMA_URL))
 
 
 def _install_result_hooks(patch: Patcher) -> None:

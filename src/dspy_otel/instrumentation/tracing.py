@@ -189,7 +189,7 @@ def begin(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[s
 def _unsampled(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveCall | None:
     """Inside a trace the sampler dropped, child spans would be dropped too (every built-in sampler decides
     per trace): make none, and keep only what metrics need."""
-    if not handler.measures:
+    if not handler.measures or handler.telemetry.metrics is None:
         return None
     call = ActiveCall(handler, trace.INVALID_SPAN, instance, args, kwargs)
     if handler.context_key is not None:

@@ -23,14 +23,10 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from dspy_otel.testing.net import free_port
+
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
-
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MlflowServer:
@@ -46,7 +42,7 @@ class MlflowServer:
                  startup_timeout: float = STARTUP_TIMEOUT_S) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = port or _unused_port()
+        self.port = port or free_port()
         self.startup_timeout = startup_timeout
         self.backend_store_uri = f"sqlite:///{self.workdir / 'mlflow.db'}"
         self.log_path = self.workdir / "mlflow-server.log"

@@ -161,25 +161,28 @@ class ActiveCall:
 def begin(handler: Handler, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveCall | None:
     """Start and activate the span for a call; ``None`` means run the call untraced."""
     try:
-        if not (handler.telemetry.enabled and is_instrumentation_enabled()) or handler.skip(instance, args, kwargs):
+        if not (handler.telemetry.enabled and is_instrumentation_enabled()):
             return None
         parent = trace.get_current_span()
         parent_context = parent.get_span_context()
         if parent_context.is_valid and not parent_context.trace_flags.sampled and not parent.is_recording():
             return _unsampled(handler, instance, args, kwargs)
+        if handler.skip(instance, args, kwargs):
+            return None
         span = handler.telemetry.tracer.start_span(handler.name(instance, args, kwargs),
                                                    kind=handler.span_kind(instance),
                                                    attributes=handler.static_attributes(instance))
         call = ActiveCall(handler, span, instance, args, kwargs)
+        ctx = trace.set_span_in_context(span)
+        if handler.context_key is not None:
+            ctx = context.set_value(handler.context_key, call, ctx)
         if span.is_recording():
             try:
                 handler.on_start(call)
             except Exception:  # noqa: BLE001
                 logger.debug("dspy-otel: on_start failed for %s", type(handler).__name__, exc_info=True)
-        ctx = trace.set_span_in_context(span)
-        if handler.context_key is not None:
-            ctx = context.set_value(handler.context_key, call, ctx)
-        call.token = context.attach(handler.extra_context(call, ctx))
+            ctx = handler.extra_context(call, ctx)
+        call.token = context.attach(ctx)
         return call
     except Exception:  # noqa: BLE001
         logger.debug("dspy-otel: could not start a span", exc_info=True)

@@ -1,7 +1,12 @@
 """``dspy_otel.autolog()``: trace DSPy into MLflow (and/or over OTLP) with one call, MLflow-style.
 
-It instruments DSPy with :class:`~dspy_otel.instrumentation.DSPyInstrumentor` and adds one
-``BatchSpanProcessor`` per destination. If the application already set an OpenTelemetry SDK
+It instruments DSPy with :class:`~dspy_otel.instrumentation.DSPyInstrumentor` and adds one span
+processor per destination: MLflow's exporter behind a ``SimpleSpanProcessor`` (its ``export()`` only
+queues into the exporter's own bounded buffer, drained by its writer thread, so nothing is lost in
+a ``BatchSpanProcessor`` queue whose worker thread is starved by a tight loop), preceded by
+:class:`~dspy_otel.exporters.MlflowContextProcessor` (each trace's MLflow run and model, captured
+when its root span starts); OTLP exporters, which do I/O in ``export()``, behind a
+``BatchSpanProcessor``. If the application already set an OpenTelemetry SDK
 ``TracerProvider`` globally, the processors are added to it (its other processors and exporters
 stay as they are, and every span of that provider also reaches MLflow); otherwise a private
 provider is created for DSPy's spans and the global one is left alone. Calling ``autolog()``
@@ -157,7 +162,6 @@ def autolog(
 def _setup(settings: AutologSettings) -> AutologSession:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from dspy_otel.instrumentation import DSPyInstrumentor
 
@@ -168,7 +172,7 @@ def _setup(settings: AutologSettings) -> AutologSession:
     else:
         provider = _private_provider = _private_provider or TracerProvider()
     session = AutologSession(settings, provider, exporters=_make_exporters(settings))
-    session._processors = [BatchSpanProcessor(exporter) for exporter in session.exporters]
+    session._processors = _make_processors(session.exporters)
     fanout = SynchronousMultiSpanProcessor()
     for processor in session._processors:
         fanout.add_span_processor(processor)
@@ -209,13 +213,27 @@ def _make_exporters(settings: AutologSettings) -> list[Any]:
         from dspy_otel.exporters import MlflowSpanExporter
 
         exporters.append(MlflowSpanExporter(settings.tracking_uri, settings.experiment_id,
-                                            settings.experiment_name))
+                                            settings.experiment_name, link_run_at_export=False))
     if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporters.append(_CountingExporter(OTLPSpanExporter(endpoint=settings.otlp_traces_url(),
                                                             headers=settings.otlp_header_map())))
     return exporters
+
+
+def _make_processors(exporters: list[Any]) -> list[Any]:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    processors: list[Any] = []
+    for exporter in exporters:
+        if isinstance(exporter, _CountingExporter):
+            processors.append(BatchSpanProcessor(exporter))
+        else:
+            from dspy_otel.exporters import MlflowContextProcessor
+
+            processors += [MlflowContextProcessor(), SimpleSpanProcessor(exporter)]
+    return processors
 
 
 def _teardown() -> None:

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from dspy_otel.exporters import MlflowSpanExporter
+from dspy_otel.exporters import MlflowContextProcessor, MlflowSpanExporter
 from dspy_otel.instrumentation import attributes as attr
 
 from .conftest import SERVICE, mlflow_id, program_trace, recorded_spans
@@ -41,7 +41,7 @@ def test_program_trace_is_a_complete_mlflow_trace(exporter, client, experiment_i
     assert json.loads(info.response_preview) == {"answer": "answer for: What is 2+2?"}
     assert info.token_usage == {"input_tokens": 11, "output_tokens": 7, "total_tokens": 18}
     root = next(s for s in spans if s.parent is None)
-    assert info.execution_time_ms == (root.end_time - root.start_time) // 1_000_000
+    assert info.execution_time_ms == root.end_time // 1_000_000 - root.start_time // 1_000_000  # MLflow: end ms - start ms
     assert info.tags["mlflow.traceName"] == "ChainOfThought"
     assert info.tags["service.name"] == SERVICE
 
@@ -149,7 +149,7 @@ def test_spans_in_several_batches_late_child_and_resend_make_one_trace(exporter,
     assert trace.info.state.value == "OK"
     assert json.loads(trace.info.request_preview) == {"question": "What is 2+2?"}
     assert trace.info.token_usage == {"input_tokens": 10, "output_tokens": 4, "total_tokens": 14}
-    assert trace.info.execution_time_ms == (root.end_time - root.start_time) // 1_000_000
+    assert trace.info.execution_time_ms == root.end_time // 1_000_000 - root.start_time // 1_000_000  # MLflow: end ms - start ms
 
 
 def test_error_root_makes_an_error_trace(exporter, client):
@@ -210,6 +210,32 @@ def test_batch_span_processor_and_active_run_link(exporter, sqlite_uri, experime
     assert [json.loads(t.info.request_preview)["question"] for t in linked] == ["What is 2+2?"]
     assert len(mlflow.search_traces(locations=[experiment_id], return_type="list")) == 2
     assert exporter.exported_spans == 8
+
+
+def test_run_and_model_captured_at_the_root_start_reach_the_trace_metadata(exporter, sqlite_uri, experiment_id):
+    """Behind a BatchSpanProcessor that exports after the run ended: the run still links, the model id lands."""
+    provider = TracerProvider()
+    provider.add_span_processor(MlflowContextProcessor())
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+    mlflow.set_tracking_uri(sqlite_uri)
+    model = mlflow.initialize_logged_model(name="served", experiment_id=experiment_id)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id) as run, mlflow.set_active_model(model_id=model.model_id):
+            program_trace(provider.get_tracer("ctx"))
+        program_trace(provider.get_tracer("ctx"), question="afterwards")
+        provider.shutdown()  # exported now, after the run ended and the model is no longer active
+    finally:
+        mlflow.clear_active_model()
+
+    [linked] = mlflow.search_traces(locations=[experiment_id], run_id=run.info.run_id, return_type="list")
+    assert json.loads(linked.info.request_preview)["question"] == "What is 2+2?"
+    assert linked.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id
+    assert linked.info.trace_metadata["mlflow.modelId"] == model.model_id
+    [by_model] = mlflow.search_traces(locations=[experiment_id], model_id=model.model_id, return_type="list")
+    assert by_model.info.trace_id == linked.info.trace_id
+    [root] = [s for s in by_model.data.spans if s.parent_id is None]
+    assert root.get_attribute("mlflow.modelId") == model.model_id
+    assert exporter.exported_spans == 8 and exporter.dropped_spans == 0
 
 
 def test_no_arguments_reads_mlflow_environment(tmp_path, monkeypatch):

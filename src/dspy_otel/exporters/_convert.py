@@ -38,12 +38,6 @@ def iter_spans(request: ExportTraceServiceRequest) -> Iterator[ProtoSpan]:
             yield from scope_spans.spans
 
 
-def root_trace_ids(request: ExportTraceServiceRequest) -> list[str]:
-    """MLflow trace ids (``tr-…``) of the traces whose root span is in ``request``."""
-    return [compat.mlflow_trace_id(int.from_bytes(span.trace_id, "big"))
-            for span in iter_spans(request) if not span.parent_span_id]
-
-
 def _complete(span: ProtoSpan) -> None:
     values = {kv.key: kv.value for kv in span.attributes}
     recorded = values.get(compat.SPAN_TYPE_KEY)

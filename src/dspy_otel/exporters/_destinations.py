@@ -8,13 +8,13 @@ retry loop: :class:`TransientError` (unreachable, 5xx, 408/429, database busy) i
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from dspy_otel.exporters import _mlflow_compat as compat
-from dspy_otel.exporters._convert import root_trace_ids
 
 DEFAULT_EXPERIMENT_ID = "0"
 _SQL_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
@@ -36,7 +36,9 @@ class PermanentError(Exception):
 class Destination(Protocol):
     description: str
 
-    def write(self, request: ExportTraceServiceRequest, run_id: str | None) -> None: ...
+    def write(self, request: ExportTraceServiceRequest, run_id: str | None, roots: Mapping[str, str | None]) -> None:
+        """Write ``request``; ``roots`` maps the MLflow id of each trace whose root span is in it to the
+        model id captured for it (or ``None``), and ``run_id`` is the run all of those traces belong to."""
 
 
 def redact(uri: str) -> str:
@@ -73,12 +75,12 @@ class SqlStoreDestination:
         self._store: compat.AbstractStore | None = None
         self._lock = threading.Lock()
 
-    def write(self, request: ExportTraceServiceRequest, run_id: str | None) -> None:
+    def write(self, request: ExportTraceServiceRequest, run_id: str | None, roots: Mapping[str, str | None]) -> None:
         try:
             store, experiment_id = self._open()
             compat.log_spans(store, experiment_id, request)
-            if run_id:
-                compat.link_traces_to_run(store, root_trace_ids(request), run_id)
+            if metadata := _trace_metadata(run_id, roots):
+                compat.add_trace_metadata(store, metadata)
         except compat.MlflowException as error:
             if 400 <= error.get_http_status_code() < 500:
                 raise PermanentError(f"{error.error_code}: {error.message}") from error
@@ -111,8 +113,25 @@ class SqlStoreDestination:
             return str(experiment.experiment_id)
 
 
+def _trace_metadata(run_id: str | None, roots: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
+    """What MLflow's own traces carry in their metadata: the source run and the model id."""
+    metadata: dict[str, dict[str, str]] = {}
+    for trace_id, model_id in roots.items():
+        entries = {compat.SOURCE_RUN_KEY: run_id} if run_id else {}
+        if model_id:
+            entries[compat.MODEL_ID_KEY] = model_id
+        if entries:
+            metadata[trace_id] = entries
+    return metadata
+
+
 class OtlpHttpDestination:
-    """A tracking server's ``/v1/traces`` (OTLP/HTTP protobuf), with MLflow's auth and TLS settings."""
+    """A tracking server's ``/v1/traces`` (OTLP/HTTP protobuf), with MLflow's auth and TLS settings.
+
+    The run goes in the ``x-mlflow-run-id`` header (the server links the request's traces to it).
+    The server's OTLP ingest (MLflow 3.17) has no way to add trace metadata, so a model id stays a
+    root span attribute (``mlflow.modelId``) there and is not trace metadata.
+    """
 
     def __init__(self, tracking_uri: str, experiment_id: str | None, experiment_name: str | None,
                  request_timeout: float) -> None:
@@ -122,7 +141,7 @@ class OtlpHttpDestination:
         self._experiment_name = experiment_name
         self._timeout = request_timeout
 
-    def write(self, request: ExportTraceServiceRequest, run_id: str | None) -> None:
+    def write(self, request: ExportTraceServiceRequest, run_id: str | None, roots: Mapping[str, str | None]) -> None:
         headers = {"Content-Type": "application/x-protobuf", compat.EXPERIMENT_ID_HEADER: self._experiment()}
         if run_id:
             headers[compat.RUN_ID_HEADER] = run_id

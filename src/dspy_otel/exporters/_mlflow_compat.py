@@ -14,24 +14,30 @@ What MLflow gives for free and is reused here rather than reimplemented:
   usage totals from ``gen_ai.usage.*`` / OpenInference counts, resource attributes as trace tags
   and ``mlflow.traceTag.*`` root attributes as trace tags (``mlflow.traceName`` → trace name);
 - the OTLP ingest translators' span-kind mapping (GenAI ``gen_ai.operation.name``,
-  OpenInference ``openinference.span.kind``) for spans that carry no ``mlflow.spanType``.
+  OpenInference ``openinference.span.kind``) for spans that carry no ``mlflow.spanType``;
+- MLflow's own answers to "which run / which model is this trace for" (the latest active run in
+  any thread; the active model in any thread, else the pyfunc prediction context's model), and the
+  trace metadata keys its own traces record them under (``mlflow.sourceRun``, ``mlflow.modelId``).
+  Neither the SQL store's ``log_spans`` nor the server's OTLP ingest reads these from span
+  attributes (MLflow 3.17), so :func:`add_trace_metadata` writes them as metadata rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mlflow.entities.span import Span
 from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.abstract_store import AbstractStore
+from mlflow.store.tracking.dbmodels.models import SqlTraceMetadata
 from mlflow.store.tracking.rest_store import RestStore
-from mlflow.tracing.constant import SpanAttributeKey, TraceTagKey
+from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey, TraceTagKey
 from mlflow.tracing.otel.translation import translate_span_type_from_otel
-from mlflow.tracing.utils import generate_mlflow_trace_id_from_otel_trace_id
+from mlflow.tracing.utils import generate_mlflow_trace_id_from_otel_trace_id, maybe_get_logged_model_id
 from mlflow.tracing.utils.otlp import MLFLOW_EXPERIMENT_ID_HEADER, MLFLOW_RUN_ID_HEADER, OTLP_TRACES_PATH
 from mlflow.tracking._tracking_service.utils import _get_store
-from mlflow.tracking.fluent import _get_latest_active_run
+from mlflow.tracking.fluent import _get_active_model_id_global, _get_latest_active_run
 from mlflow.utils.rest_utils import MlflowHostCreds, http_request
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -41,15 +47,15 @@ SPAN_TYPE_KEY: str = SpanAttributeKey.SPAN_TYPE
 TRACE_NAME_ATTRIBUTE: str = SpanAttributeKey.TRACE_TAG_PREFIX + TraceTagKey.TRACE_NAME
 EXPERIMENT_ID_HEADER: str = MLFLOW_EXPERIMENT_ID_HEADER
 RUN_ID_HEADER: str = MLFLOW_RUN_ID_HEADER
+SOURCE_RUN_KEY: str = TraceMetadataKey.SOURCE_RUN
+MODEL_ID_KEY: str = TraceMetadataKey.MODEL_ID
 TRACES_PATH: str = OTLP_TRACES_PATH
-# MLflow's link_traces_to_run limit (MAX_TRACE_LINKS_PER_REQUEST).
-MAX_RUN_LINKS_PER_CALL = 100
 
 __all__ = [
-    "EXPERIMENT_ID_HEADER", "MAX_RUN_LINKS_PER_CALL", "RUN_ID_HEADER", "SPAN_TYPE_KEY", "TESTED_MLFLOW",
-    "TRACES_PATH", "TRACE_NAME_ATTRIBUTE", "AbstractStore", "MlflowException", "MlflowHostCreds",
-    "active_run_id", "derive_span_type", "get_store", "host_creds", "http_call", "is_rest_store",
-    "link_traces_to_run", "log_spans", "mlflow_trace_id",
+    "EXPERIMENT_ID_HEADER", "MODEL_ID_KEY", "RUN_ID_HEADER", "SOURCE_RUN_KEY",
+    "SPAN_TYPE_KEY", "TESTED_MLFLOW", "TRACES_PATH", "TRACE_NAME_ATTRIBUTE", "AbstractStore", "MlflowException",
+    "MlflowHostCreds", "active_model_id", "active_run_id", "add_trace_metadata", "derive_span_type", "get_store",
+    "host_creds", "http_call", "is_rest_store", "log_spans", "mlflow_trace_id",
 ]
 
 
@@ -89,17 +95,25 @@ def log_spans(store: AbstractStore, experiment_id: str, request: ExportTraceServ
     store.log_spans(experiment_id, spans)
 
 
-def link_traces_to_run(store: AbstractStore, trace_ids: Iterable[str], run_id: str) -> None:
-    """Associate traces with a run (what ``search_traces(run_id=...)`` finds), in chunks MLflow accepts."""
-    ids = list(trace_ids)
-    for start in range(0, len(ids), MAX_RUN_LINKS_PER_CALL):
-        store.link_traces_to_run(ids[start:start + MAX_RUN_LINKS_PER_CALL], run_id)
-
-
 def active_run_id() -> str | None:
     """The run MLflow's own tracing would attach a trace to: the latest active run in any thread."""
     run = _get_latest_active_run()
     return run.info.run_id if run is not None else None
+
+
+def active_model_id() -> str | None:
+    """The model MLflow's own tracing would attach a trace to: the active model (set by
+    ``mlflow.set_active_model`` or by loading a logged model) in any thread, else the model of the
+    pyfunc prediction context."""
+    return _get_active_model_id_global() or maybe_get_logged_model_id()
+
+
+def add_trace_metadata(store: AbstractStore, metadata: Mapping[str, Mapping[str, str]]) -> None:
+    """Upsert ``{trace id: {key: value}}`` into existing traces' metadata of a SQL store, in one transaction."""
+    with store.ManagedSessionMaker(read_only=False) as session:  # type: ignore[attr-defined]
+        for trace_id in sorted(metadata):  # sorted, like MLflow's own writers, for a stable lock order
+            for key, value in sorted(metadata[trace_id].items()):
+                session.merge(SqlTraceMetadata(request_id=trace_id, key=key, value=value))
 
 
 def http_call(creds: MlflowHostCreds, method: str, endpoint: str, *, timeout: float, **kwargs: Any) -> Any:

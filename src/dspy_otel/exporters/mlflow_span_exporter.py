@@ -12,6 +12,17 @@ and logged. ``force_flush()`` and ``shutdown()`` wait for delivery of what is qu
 
 Spans of one trace may arrive in any order and over several exports: the store assembles them
 into one trace by id and upserts re-sent spans, so nothing is duplicated.
+
+Run and model: a root span carrying ``mlflow.sourceRun`` / ``mlflow.modelId`` (set at its start by
+:class:`~dspy_otel.exporters.MlflowContextProcessor`) links its trace to that run and model, in the
+trace metadata as MLflow's own traces have them (a tracking server gets the run as the
+``x-mlflow-run-id`` header; its OTLP ingest cannot take the model id). Without them, the run
+active when the root is exported is used, unless ``link_run_at_export=False``.
+
+Which span processor: ``export()`` is a cheap enqueue, so ``SimpleSpanProcessor`` is the lossless
+choice (what ``dspy_otel.autolog()`` uses). Behind ``BatchSpanProcessor`` (what
+``opentelemetry-instrument`` uses), that processor's own queue (``OTEL_BSP_MAX_QUEUE_SIZE``, 2,048
+spans by default) drops spans in a tight loop before they reach this exporter; raise it.
 """
 
 from __future__ import annotations
@@ -20,7 +31,6 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -28,6 +38,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from dspy_otel.exporters import _mlflow_compat as compat
 from dspy_otel.exporters._buffer import Batch, SpanBuffer
+from dspy_otel.exporters.context_processor import MODEL_ATTRIBUTE, RUN_ATTRIBUTE
 from dspy_otel.exporters._convert import to_otlp
 from dspy_otel.exporters._destinations import PermanentError, make_destination
 
@@ -50,7 +61,11 @@ class MlflowSpanExporter(SpanExporter):
         experiment_id: the experiment to write to.
         experiment_name: used when no id is given; created if missing. Without either argument,
             ``MLFLOW_EXPERIMENT_ID``, then ``MLFLOW_EXPERIMENT_NAME``, then MLflow's default experiment ``0``.
-        run_id: link traces to this run; by default the run active (in any thread) at export time.
+        run_id: link every trace to this run; by default the run captured on the root span at its
+            start (:class:`~dspy_otel.exporters.MlflowContextProcessor`), else the run active (in
+            any thread) when the root span is exported.
+        link_run_at_export: ``False`` when root spans without a captured run belong to no run (set
+            by ``autolog()``, whose context processor captures every root's run).
         max_buffer_spans: spans held in memory waiting for delivery (including the batch being
             retried); beyond it new spans are dropped and counted.
         max_batch_spans: most spans written in one transaction / request.
@@ -60,7 +75,7 @@ class MlflowSpanExporter(SpanExporter):
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment_id: str | None = None,
-                 experiment_name: str | None = None, *, run_id: str | None = None,
+                 experiment_name: str | None = None, *, run_id: str | None = None, link_run_at_export: bool = True,
                  max_buffer_spans: int = DEFAULT_MAX_BUFFER_SPANS,
                  max_batch_spans: int = DEFAULT_MAX_BATCH_SPANS, retry_timeout: float = 120.0,
                  request_timeout: float = 30.0, shutdown_timeout: float = 30.0) -> None:
@@ -70,6 +85,7 @@ class MlflowSpanExporter(SpanExporter):
             experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
         self._destination = make_destination(self.tracking_uri, experiment_id, experiment_name, request_timeout)
         self._run_id = run_id
+        self._link_run_at_export = link_run_at_export
         self._buffer = SpanBuffer(max_buffer_spans)
         self._max_batch_spans = max(1, max_batch_spans)
         self._retry_timeout = retry_timeout
@@ -105,7 +121,8 @@ class MlflowSpanExporter(SpanExporter):
             self._drop(len(spans), "export() after shutdown()")
             return SpanExportResult.FAILURE
         try:
-            run_id = self._run_id or compat.active_run_id()
+            run_id = (compat.active_run_id() if self._link_run_at_export and not self._run_id
+                      and any(span.parent is None for span in spans) else None)
             self._start_writer()
             rejected = self._buffer.put(list(spans), run_id)
         except Exception:
@@ -154,8 +171,8 @@ class MlflowSpanExporter(SpanExporter):
         while (batches := self._buffer.take(self._max_batch_spans)) is not None:
             count = sum(len(batch.spans) for batch in batches)
             try:
-                for run_id, spans in _group_by_run(batches).items():
-                    if self._deliver(spans, run_id):
+                for run_id, (spans, roots) in _group_by_run(batches, self._run_id).items():
+                    if self._deliver(spans, run_id, roots):
                         with self._counts_lock:
                             self._exported += len(spans)
                     else:
@@ -166,13 +183,13 @@ class MlflowSpanExporter(SpanExporter):
             finally:
                 self._buffer.done(count)
 
-    def _deliver(self, spans: list[ReadableSpan], run_id: str | None) -> bool:
+    def _deliver(self, spans: list[ReadableSpan], run_id: str | None, roots: dict[str, str | None]) -> bool:
         request = to_otlp(spans)
         give_up_at = time.monotonic() + self._retry_timeout
         delay = INITIAL_BACKOFF_S
         while True:
             try:
-                self._destination.write(request, run_id)
+                self._destination.write(request, run_id, roots)
             except PermanentError as error:
                 _logger.error("MLflow at %s refused %d spans, which are dropped: %s",
                               self._destination.description, len(spans), error)
@@ -209,8 +226,23 @@ class MlflowSpanExporter(SpanExporter):
             _logger.warning("MlflowSpanExporter dropped %d spans: %s", count, reason)
 
 
-def _group_by_run(batches: list[Batch]) -> dict[str | None, list[ReadableSpan]]:
-    grouped: dict[str | None, list[ReadableSpan]] = defaultdict(list)
+def _group_by_run(batches: list[Batch], fixed_run: str | None,
+                  ) -> dict[str | None, tuple[list[ReadableSpan], dict[str, str | None]]]:
+    """Spans by the run of their trace (known when the root is among them), each group with its
+    roots' MLflow trace ids → captured model id. One group (``None`` or the one run) in the common case."""
+    run_of_trace: dict[int, str | None] = {}
     for batch in batches:
-        grouped[batch.run_id].extend(batch.spans)
-    return grouped
+        for span in batch.spans:
+            if span.parent is None:
+                attributes = span.attributes or {}
+                run_of_trace[span.context.trace_id] = (fixed_run or attributes.get(RUN_ATTRIBUTE)
+                                                       or batch.run_id)
+    groups: dict[str | None, tuple[list[ReadableSpan], dict[str, str | None]]] = {}
+    for batch in batches:
+        for span in batch.spans:
+            run_id = run_of_trace.get(span.context.trace_id)
+            spans, roots = groups.get(run_id) or groups.setdefault(run_id, ([], {}))
+            spans.append(span)
+            if span.parent is None:
+                roots[compat.mlflow_trace_id(span.context.trace_id)] = (span.attributes or {}).get(MODEL_ATTRIBUTE)
+    return groups

@@ -142,6 +142,8 @@ DSPY_TRAINSET_SIZE: Final = "dspy.optimizer.trainset_size"
 DSPY_CONTENT_TRUNCATED: Final = "dspy.content.truncated"
 
 EVENT_OPERATION_DETAILS: Final = "gen_ai.client.inference.operation.details"
+EVENT_ADAPTER_FORMAT: Final = "dspy.adapter.format"
+EVENT_ADAPTER_PARSE: Final = "dspy.adapter.parse"
 EVENT_ADAPTER_PARSE_FAILURE: Final = "dspy.adapter.parse_failure"
 EVENT_ADAPTER_FALLBACK: Final = "dspy.adapter.fallback"
 EVENT_STREAM_FIRST_CHUNK: Final = "dspy.lm.first_chunk"

@@ -11,7 +11,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from dspy_otel.instrumentation import attributes as attr
-from dspy_otel.instrumentation.adapters import AdapterHandler, AdapterStepHandler, fallback_wrapper
+from dspy_otel.instrumentation.adapters import AdapterHandler, AdapterStepRecorder, fallback_wrapper
 from dspy_otel.instrumentation.config import InstrumentationConfig
 from dspy_otel.instrumentation.dspy_compat import RESULT_HOOKS, DSPyClasses, dspy_classes
 from dspy_otel.instrumentation.evaluation import CompileHandler, EvaluateHandler
@@ -76,7 +76,7 @@ class DSPyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if dspy.Embedder is not None:
                 patch.trace(dspy.Embedder, method, EmbedderHandler(telemetry))
         for step in ("format", "parse"):
-            patch.trace_hierarchy(dspy.Adapter, step, AdapterStepHandler(telemetry, step))
+            patch.wrap_hierarchy(dspy.Adapter, step, AdapterStepRecorder(telemetry, step))
         if dspy.ChatAdapter is not None:
             patch.wrap(dspy.ChatAdapter, "_make_json_adapter_fallback", fallback_wrapper)
         retrievers = RetrieverHandler(telemetry)

@@ -47,11 +47,11 @@ class Patcher:
 
     def trace_hierarchy(self, base: type, name: str, handler: Handler, include: Callable[[type], bool] = bool) -> int:
         """Trace ``name`` on ``base`` and every loaded subclass that defines it itself; returns how many."""
-        count = 0
-        for cls in (base, *all_subclasses(base)):
-            if name in cls.__dict__ and include(cls):
-                count += self.trace(cls, name, handler)
-        return count
+        return sum(self.trace(cls, name, handler) for cls in _defining(base, name) if include(cls))
+
+    def wrap_hierarchy(self, base: type, name: str, wrapper: Wrapper) -> int:
+        """Wrap ``name`` on ``base`` and every loaded subclass that defines it itself; returns how many."""
+        return sum(self.wrap(cls, name, wrapper) for cls in _defining(base, name))
 
     def restore(self) -> None:
         for owner, name, original, patched in reversed(self._patches):
@@ -61,6 +61,10 @@ class Patcher:
             except Exception:  # noqa: BLE001
                 logger.debug("dspy-otel: could not restore %s.%s", owner.__qualname__, name, exc_info=True)
         self._patches.clear()
+
+
+def _defining(base: type, name: str) -> list[type]:
+    return [cls for cls in (base, *all_subclasses(base)) if name in cls.__dict__]
 
 
 def all_subclasses(base: type) -> list[type]:

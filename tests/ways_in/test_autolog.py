@@ -49,6 +49,18 @@ def test_autolog_writes_complete_traces_to_an_embedded_store(
     assert session.exported_spans > 0 and session.dropped_spans == 0
 
 
+def test_spans_reach_the_mlflow_exporter_as_they_end(store: str, program: ModuleType) -> None:
+    """No BatchSpanProcessor queue in front of MlflowSpanExporter (it would drop in tight loops)."""
+    session = dspy_otel.autolog(tracking_uri=store, experiment_name="handed-over")
+    program.configure_from_env()
+    program.run()
+    [exporter] = session.exporters
+    assert exporter.force_flush(60_000)  # the exporter's own queue only: no processor flush first
+
+    assert len(traces_in(store, "handed-over")) == 3
+    assert exporter.dropped_spans == 0
+
+
 def test_calling_autolog_twice_does_not_double_spans(
         store: str, program: ModuleType, openai_stub, check_program_traces: Callable[..., None]) -> None:
     first = dspy_otel.autolog(tracking_uri=store, experiment_name="twice")

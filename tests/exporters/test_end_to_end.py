@@ -63,7 +63,6 @@ def test_chain_of_thought_trace(traced):
 
     assert trace.info.state.value == "OK"
     assert span_types(trace) == {"ChainOfThought": "CHAIN", "Predict": "LLM", "ChatAdapter": "PARSER",
-                                 "ChatAdapter.format": "PARSER", "ChatAdapter.parse": "PARSER",
                                  "chat stub-model": "CHAT_MODEL"}
     root = next(s for s in trace.data.spans if s.parent_id is None)
     assert root.inputs == {"question": "What is 2+2?"}

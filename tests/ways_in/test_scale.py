@@ -64,7 +64,7 @@ def test_replicas_through_rotel_into_mlflow(tracking_server: MlflowServer, requi
             reports.append(json.loads(out.strip().splitlines()[-1]))
         replicas_done = time.perf_counter()
         expected = sum(r["traces"] for r in reports)
-        traces = wait_for_traces(tracking_server.url, experiment_id, expected, timeout=300, min_spans=5)
+        traces = wait_for_traces(tracking_server.url, experiment_id, expected, timeout=300, min_spans=4)
         elapsed = time.perf_counter() - started
 
     assert all(r["flushed"] and r["dropped_spans"] == 0 for r in reports), reports

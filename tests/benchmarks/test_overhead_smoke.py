@@ -40,7 +40,7 @@ def test_overhead_benchmark_prints_every_variant() -> None:
         assert all(ours.values()), f"missing rows for ours in {workload}:\n{out}"
         # spans per call: content on/off trace everything, the floor copies the count, off/suppressed make none
         spans = {variant: columns[0] for variant, columns in ours.items()}  # type: ignore[index]
-        assert int(spans["ours-content-on"]) >= 4
+        assert int(spans["ours-content-on"]) >= 3  # at least predictor, adapter and LM
         assert spans["ours-content-off"] == spans["floor"] == spans["ours-content-on"]
         assert spans["ours-always-off"] == spans["ours-suppressed"] == "0"
     assert int(row(out, "pipeline", "ours-content-on")[0]) > int(row(out, "predict", "ours-content-on")[0])  # type: ignore[index]

@@ -144,27 +144,22 @@ class LMHandler(Handler):
     def on_end(self, call: ActiveCall, result: Any) -> None:
         span, telemetry, config = call.span, self.telemetry, self.telemetry.config
         info = self._info(call)
-        if info.cache_hit is not None:
-            span.set_attribute(attr.DSPY_LM_CACHE_HIT, info.cache_hit)
-        if info.cost is not None:
-            span.set_attribute(attr.DSPY_LM_COST, info.cost)
+        found: dict[str, Any] = {attr.DSPY_LM_CACHE_HIT: info.cache_hit, attr.DSPY_LM_COST: info.cost}
         if config.gen_ai:
-            for key, value in ((attr.GEN_AI_RESPONSE_ID, info.response_id), (attr.GEN_AI_RESPONSE_MODEL, info.model),
-                               (attr.GEN_AI_USAGE_INPUT_TOKENS, info.input_tokens),
-                               (attr.GEN_AI_USAGE_OUTPUT_TOKENS, info.output_tokens),
-                               (attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, info.cache_read_tokens)):
-                if value is not None:
-                    span.set_attribute(key, value)
-            if info.finish_reasons:
-                span.set_attribute(attr.GEN_AI_RESPONSE_FINISH_REASONS, list(info.finish_reasons))
+            found.update({
+                attr.GEN_AI_RESPONSE_ID: info.response_id, attr.GEN_AI_RESPONSE_MODEL: info.model,
+                attr.GEN_AI_USAGE_INPUT_TOKENS: info.input_tokens, attr.GEN_AI_USAGE_OUTPUT_TOKENS: info.output_tokens,
+                attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: info.cache_read_tokens,
+                attr.GEN_AI_RESPONSE_FINISH_REASONS: list(info.finish_reasons) or None,
+            })
         if config.openinference:
-            for key, value in ((attr.LLM_TOKEN_COUNT_PROMPT, info.input_tokens),
-                               (attr.LLM_TOKEN_COUNT_COMPLETION, info.output_tokens),
-                               (attr.LLM_TOKEN_COUNT_CACHE_READ, info.cache_read_tokens)):
-                if value is not None:
-                    span.set_attribute(key, value)
-            if info.input_tokens is not None and info.output_tokens is not None:
-                span.set_attribute(attr.LLM_TOKEN_COUNT_TOTAL, info.input_tokens + info.output_tokens)
+            total = (info.input_tokens + info.output_tokens
+                     if info.input_tokens is not None and info.output_tokens is not None else None)
+            found.update({
+                attr.LLM_TOKEN_COUNT_PROMPT: info.input_tokens, attr.LLM_TOKEN_COUNT_COMPLETION: info.output_tokens,
+                attr.LLM_TOKEN_COUNT_CACHE_READ: info.cache_read_tokens, attr.LLM_TOKEN_COUNT_TOTAL: total,
+            })
+        span.set_attributes({key: value for key, value in found.items() if value is not None})
         if config.captures_content:
             telemetry.record_io(span, "output", result)
             if config.gen_ai and isinstance(result, list):
